@@ -1,0 +1,2 @@
+//! The mediajobs server binary.
+fn main() {}

@@ -1,0 +1,224 @@
+//! The storage contract: [`JobStore`]. Every backend (the in-memory [`MemoryStore`], SQLite,
+//! PostgreSQL) implements it and passes the same conformance suite
+//! (`jobs_core::testkit`, feature `testkit`).
+//!
+//! [`MemoryStore`]: crate::MemoryStore
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::job::{Fence, Job, JobError, JobFilter, NewJob, Outcome};
+
+/// Default `max_attempts` when neither the job nor the manager sets one.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
+
+/// Errors of a [`JobStore`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No job with this id.
+    #[error("job {0} not found")]
+    NotFound(Uuid),
+    /// The operation does not apply to the job's current state (e.g. deleting an active job).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input violates a constraint of the store (e.g. an unknown file id).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The backend failed (connection lost, disk full, …).
+    #[error("storage backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// The stable error code (`NotFound`, `Conflict`, `ValidationError`, `Database`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::NotFound(_) => "NotFound",
+            StoreError::Conflict(_) => "Conflict",
+            StoreError::Invalid(_) => "ValidationError",
+            StoreError::Backend(_) => "Database",
+        }
+    }
+
+    /// Wraps any backend error.
+    pub fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// What a lease renewal found for one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseStatus {
+    /// The job.
+    pub job_id: Uuid,
+    /// `false` when the fence no longer matches: the job was reclaimed, finished or deleted.
+    pub held: bool,
+    /// A client asked to cancel the job.
+    pub cancel_requested: bool,
+}
+
+/// A fenced progress write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressUpdate {
+    /// 0.0 ..= 1.0 (clamped by the writer).
+    pub progress: f64,
+    /// Current stage, if any.
+    pub stage: Option<String>,
+    /// For batch parents: number of finished children.
+    pub completed: Option<i32>,
+}
+
+/// A job that changed, plus the other jobs the same operation changed (children of a parent,
+/// or the parent of a child).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changed {
+    /// The job the operation was asked about, in its new state.
+    pub job: Job,
+    /// Related jobs that changed too.
+    pub related: Vec<Job>,
+}
+
+impl Changed {
+    /// All jobs in the change, the target first.
+    pub fn all(&self) -> impl Iterator<Item = &Job> {
+        std::iter::once(&self.job).chain(self.related.iter())
+    }
+}
+
+/// Cross-node signals a store may publish (PostgreSQL `LISTEN/NOTIFY`, or in-process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreSignal {
+    /// Claimable jobs were added or re-queued in `lane`.
+    JobsAvailable {
+        /// The lane.
+        lane: String,
+    },
+    /// A client asked to cancel a running job.
+    CancelRequested {
+        /// The job.
+        job_id: Uuid,
+    },
+    /// A job changed on another node (for event streams).
+    JobChanged {
+        /// The job.
+        job_id: Uuid,
+    },
+    /// The signal connection was re-established: anything may have been missed.
+    Resync,
+}
+
+/// Storage for jobs. All methods are atomic with respect to each other.
+///
+/// The contract, proven by `jobs_core::testkit` for every backend:
+/// - `claim_*` moves one `queued` job to `running`, increments `attempts`, sets the lease, and
+///   never hands the same job to two claimers.
+/// - Writes that take a [`Fence`] apply only while the job is `running` with the fence's owner
+///   and attempt, so a worker that lost its lease changes nothing.
+/// - Terminal states change only through [`retry_job`](JobStore::retry_job).
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Inserts a top-level job (`queued`, claimable, `total = 1`).
+    async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError>;
+
+    /// Inserts a batch parent and its children in one transaction. The parent gets
+    /// `total = children.len()`; children keep the given order (their submit order), are
+    /// `queued` and not claimable (their parent runs them).
+    async fn insert_batch(
+        &self,
+        parent: NewJob,
+        children: Vec<NewJob>,
+    ) -> Result<(Job, Vec<Job>), StoreError>;
+
+    /// One job.
+    async fn get_job(&self, id: Uuid) -> Result<Option<Job>, StoreError>;
+
+    /// Top-level jobs matching `filter`, newest first.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+
+    /// Children of a parent in submit order.
+    async fn list_children(&self, parent_id: Uuid) -> Result<Vec<Job>, StoreError>;
+
+    /// Every `queued` or `running` job, oldest first (`created_at`, then id).
+    async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// `running` jobs whose lease ran out by the store's clock.
+    async fn list_expired_leases(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// Claims the oldest claimable `queued` job of `lane` for `owner` with a lease of `lease`.
+    async fn claim_next(
+        &self,
+        lane: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError>;
+
+    /// Claims one specific `queued` job (a batch child run by its parent). `None` when it is
+    /// not `queued` any more.
+    async fn claim_job(
+        &self,
+        id: Uuid,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Option<Job>, StoreError>;
+
+    /// Extends the leases of `fences` to now + `lease`; reports which are still held and which
+    /// have a pending cancel request.
+    async fn renew_leases(
+        &self,
+        fences: &[Fence],
+        lease: Duration,
+    ) -> Result<Vec<LeaseStatus>, StoreError>;
+
+    /// Fenced progress write. `false` when the fence no longer matches.
+    async fn update_progress(
+        &self,
+        fence: &Fence,
+        update: &ProgressUpdate,
+    ) -> Result<bool, StoreError>;
+
+    /// Fenced completion. If a cancel was requested the job ends `cancelled` (a success's
+    /// result is still recorded); otherwise `succeeded` or `failed` per `outcome`. Clears the
+    /// lease and sets `completed`. Returns `None` (and changes nothing) when the fence no
+    /// longer matches.
+    async fn complete_job(
+        &self,
+        fence: &Fence,
+        outcome: Outcome,
+        completed: i32,
+    ) -> Result<Option<Job>, StoreError>;
+
+    /// Fenced interruption (restart, shutdown, expired lease): with `requeue` the job goes back
+    /// to `queued` (lease cleared, progress reset); otherwise it fails with `Interrupted`.
+    async fn interrupt_job(&self, fence: &Fence, requeue: bool) -> Result<Option<Job>, StoreError>;
+
+    /// Fails a job that is still `queued` (e.g. an orphaned batch child). `None` if it is not
+    /// queued any more.
+    async fn fail_queued(&self, id: Uuid, error: &JobError) -> Result<Option<Job>, StoreError>;
+
+    /// Asks to cancel a job. A `queued` job becomes `cancelled` at once; a `running` one gets
+    /// `cancel_requested`. For a batch parent the same applies to its unfinished children.
+    /// A terminal job is returned unchanged.
+    async fn request_cancel(&self, id: Uuid) -> Result<Changed, StoreError>;
+
+    /// Moves a `failed` or `cancelled` job back to `queued` (attempts kept, `max_attempts`
+    /// raised to `attempts + extra_attempts`, results and errors cleared). A batch parent
+    /// re-queues only its failed/cancelled children; a child re-opens its finished parent.
+    /// [`StoreError::Conflict`] for any other status or an active parent.
+    async fn retry_job(&self, id: Uuid, extra_attempts: i32) -> Result<Changed, StoreError>;
+
+    /// Makes the queued children of a parent claimable by any node (distributed batches).
+    async fn release_children(&self, parent_id: Uuid) -> Result<u64, StoreError>;
+
+    /// Deletes a finished job (with its children). [`StoreError::Conflict`] while it or a child
+    /// is active. Returns the deleted ids.
+    async fn delete_job(&self, id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Cross-node signals, when the backend has them.
+    fn subscribe_signals(&self) -> Option<broadcast::Receiver<StoreSignal>> {
+        None
+    }
+}

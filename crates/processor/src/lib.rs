@@ -1,0 +1,1 @@
+//! processor (work in progress).
