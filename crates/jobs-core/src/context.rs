@@ -21,6 +21,8 @@ const EVENT_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) struct ProgressChannel {
     state: Mutex<ProgressState>,
     changed: Notify,
+    closed: std::sync::atomic::AtomicBool,
+    close: Notify,
     events: broadcast::Sender<JobEvent>,
     batch: Option<Arc<BatchTracker>>,
 }
@@ -44,6 +46,8 @@ impl ProgressChannel {
                 last_event: None,
             }),
             changed: Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            close: Notify::new(),
             events,
             batch,
         }
@@ -136,10 +140,24 @@ impl ProgressChannel {
         }
     }
 
-    /// Writes the latest progress to the store at most once per `interval`. Never returns.
+    /// Stops [`writer`](Self::writer) after its current write (never mid-statement).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.close.notify_one();
+        self.changed.notify_one();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Writes the latest progress to the store at most once per `interval`, until closed.
     pub(crate) async fn writer(&self, shared: &Shared, fence: &Fence, interval: Duration) {
         loop {
             self.changed.notified().await;
+            if self.is_closed() {
+                return;
+            }
             let upd = self.snapshot();
             match shared.store.update_progress(fence, &upd).await {
                 Ok(true) => {}
@@ -150,7 +168,13 @@ impl ProgressChannel {
                     tracing::warn!(job_id = %fence.job_id, error = %e, "progress write failed")
                 }
             }
-            tokio::time::sleep(interval).await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.close.notified() => return,
+            }
+            if self.is_closed() {
+                return;
+            }
         }
     }
 }

@@ -54,6 +54,7 @@ mod handler;
 mod job;
 mod manager;
 mod memory;
+pub mod rules;
 mod store;
 
 #[cfg(feature = "testkit")]

@@ -932,12 +932,18 @@ impl Shared {
         let mut run = pin!(run);
         let writer = progress.writer(self, &fence, self.config.progress_interval);
         let mut writer = pin!(writer);
+        let mut writer_done = false;
         let result = loop {
             tokio::select! {
                 r = &mut run => break r,
-                _ = &mut writer => {}
+                _ = &mut writer, if !writer_done => writer_done = true,
             }
         };
+        // Let an in-flight progress write finish rather than dropping it mid-statement.
+        progress.close();
+        if !writer_done {
+            writer.await;
+        }
         let outcome = match result {
             Ok(Ok(r)) => Outcome::Succeeded(r),
             Ok(Err(e)) => Outcome::Failed(e),
@@ -969,20 +975,34 @@ impl Shared {
                 }
                 j
             }
-            (_, outcome) => match self.store.complete_job(&fence, outcome, completed).await {
-                Ok(Some(j)) => {
-                    self.publish(JobEventKind::Finished, j.clone());
-                    Some(j)
+            (_, outcome) => {
+                let res = self
+                    .with_retries("store the job's outcome", job_id, || {
+                        self.store.complete_job(&fence, outcome.clone(), completed)
+                    })
+                    .await;
+                match res {
+                    Some(Some(j)) => {
+                        self.publish(JobEventKind::Finished, j.clone());
+                        Some(j)
+                    }
+                    Some(None) => {
+                        // Either the lease was lost, or an earlier try committed but its answer
+                        // was lost with the connection: the store knows which.
+                        match self.store.get_job(job_id).await {
+                            Ok(Some(j)) if j.status.is_terminal() && j.lease_owner.is_none() => {
+                                self.publish(JobEventKind::Finished, j.clone());
+                                Some(j)
+                            }
+                            _ => {
+                                tracing::warn!(job_id = %job_id, "completion rejected: the lease was lost");
+                                None
+                            }
+                        }
+                    }
+                    None => None,
                 }
-                Ok(None) => {
-                    tracing::warn!(job_id = %job_id, "completion rejected: the lease was lost");
-                    None
-                }
-                Err(e) => {
-                    tracing::error!(job_id = %job_id, error = %e, "could not store the job's outcome");
-                    None
-                }
-            },
+            }
         };
         // A batch parent that ended (failed by an interruption, say) leaves no queued child
         // behind: those would never run.
@@ -1006,13 +1026,37 @@ impl Shared {
     pub(crate) async fn interrupt(&self, fence: &Fence, max_attempts: i32) -> Option<Job> {
         let requeue =
             self.config.interrupt_policy == InterruptPolicy::Retry && fence.attempt < max_attempts;
-        match self.store.interrupt_job(fence, requeue).await {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(job_id = %fence.job_id, error = %e, "could not interrupt job");
-                None
+        self.with_retries("interrupt the job", fence.job_id, || {
+            self.store.interrupt_job(fence, requeue)
+        })
+        .await
+        .flatten()
+    }
+
+    /// Runs a fenced store write, retrying backend errors (a dropped connection, a failover)
+    /// for up to ~15 s. Fenced writes are safe to repeat: a repeat after a lost commit
+    /// answers "fence lost" and changes nothing. `None` when every try failed.
+    async fn with_retries<T, F, Fut>(&self, what: &str, job_id: Uuid, mut op: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=9 {
+            match op().await {
+                Ok(v) => return Some(v),
+                Err(StoreError::Backend(e)) if attempt < 9 => {
+                    tracing::warn!(job_id = %job_id, error = %e, attempt, "could not {what}; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(4));
+                }
+                Err(e) => {
+                    tracing::error!(job_id = %job_id, error = %e, "could not {what}");
+                    return None;
+                }
             }
         }
+        None
     }
 
     async fn wait_idle(&self, deadline: tokio::time::Instant) {

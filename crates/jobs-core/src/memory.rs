@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: an in-process [`JobStore`] for tests, benchmarks and embedders that do not
 //! need durability.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -10,10 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::job::{BatchResult, Fence, Job, JobError, JobFilter, JobStatus, NewJob, Outcome, lanes};
-use crate::store::{
-    Changed, DEFAULT_MAX_ATTEMPTS, JobStore, LeaseStatus, ProgressUpdate, StoreError, StoreSignal,
-};
+use crate::job::{Fence, Job, JobError, JobFilter, JobStatus, NewJob, Outcome};
+use crate::rules;
+use crate::store::{Changed, JobStore, LeaseStatus, ProgressUpdate, StoreError, StoreSignal};
 
 /// Called with the job before and after every change made by a [`MemoryStore`]; used by tests
 /// to check transition invariants.
@@ -64,31 +63,6 @@ fn claimable_queued(job: &Job) -> bool {
     job.status == JobStatus::Queued && job.claimable
 }
 
-fn fence_matches(job: &Job, fence: &Fence) -> bool {
-    job.status == JobStatus::Running
-        && job.lease_owner.as_deref() == Some(fence.owner.as_str())
-        && job.attempts == fence.attempt
-}
-
-fn reset_for_retry(job: &mut Job, extra_attempts: i32) {
-    job.status = JobStatus::Queued;
-    job.result = None;
-    job.error = None;
-    job.error_code = None;
-    job.error_details = None;
-    job.progress = 0.0;
-    job.stage = None;
-    job.finished_at = None;
-    job.lease_owner = None;
-    job.lease_expires_at = None;
-    job.cancel_requested = false;
-    job.max_attempts = job.attempts + extra_attempts.max(1);
-}
-
-fn lease_delta(lease: Duration) -> chrono::TimeDelta {
-    chrono::TimeDelta::from_std(lease).unwrap_or(chrono::TimeDelta::MAX)
-}
-
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -113,7 +87,7 @@ impl MemoryStore {
     /// The store's clock.
     pub fn now(&self) -> DateTime<Utc> {
         let elapsed = tokio::time::Instant::now().saturating_duration_since(self.base_instant);
-        self.base_utc + lease_delta(elapsed)
+        rules::lease_until(self.base_utc, elapsed)
     }
 
     /// Number of jobs held.
@@ -135,40 +109,30 @@ impl MemoryStore {
         let _ = self.signals.send(s);
     }
 
-    fn new_job(&self, nj: NewJob, now: DateTime<Utc>) -> Job {
-        Job {
-            id: nj.id,
-            job_type: nj.job_type,
-            lane: nj.lane.unwrap_or_else(|| lanes::IO.to_owned()),
-            status: JobStatus::Queued,
-            profile_id: nj.profile_id,
-            file_id: nj.file_id,
-            parent_id: None,
-            claimable: true,
-            params: nj.params,
-            result: None,
-            error: None,
-            error_code: None,
-            error_details: None,
-            progress: 0.0,
-            stage: None,
-            total: 1,
-            completed: 0,
-            attempts: 0,
-            max_attempts: nj.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1),
-            lease_owner: None,
-            lease_expires_at: None,
-            cancel_requested: false,
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            updated_at: now,
+    fn signal_available(&self, jobs: &[&Job]) {
+        let lanes: BTreeSet<&str> = jobs
+            .iter()
+            .filter(|j| claimable_queued(j))
+            .map(|j| j.lane.as_str())
+            .collect();
+        for lane in lanes {
+            self.signal(StoreSignal::JobsAvailable {
+                lane: lane.to_owned(),
+            });
         }
     }
 }
 
 impl State {
-    fn add(&mut self, job: Job, hook: &Option<TransitionHook>) {
+    /// Stores a job (new or changed), keeping the queue index and the hook in step.
+    fn put(&mut self, job: Job, hook: &Option<TransitionHook>) {
+        let before = self.jobs.get(&job.id).cloned();
+        if let Some(b) = &before
+            && claimable_queued(b)
+            && let Some(q) = self.queues.get_mut(&b.lane)
+        {
+            q.remove(&(b.created_at, b.id));
+        }
         if claimable_queued(&job) {
             self.queues
                 .entry(job.lane.clone())
@@ -176,39 +140,13 @@ impl State {
                 .insert((job.created_at, job.id));
         }
         if let Some(h) = hook {
-            h(None, Some(&job));
+            h(before.as_ref(), Some(&job));
         }
         self.jobs.insert(job.id, job);
     }
 
-    /// Applies `f` to a job, keeping the queue index and the hook in step.
-    fn mutate(
-        &mut self,
-        id: Uuid,
-        now: DateTime<Utc>,
-        hook: &Option<TransitionHook>,
-        f: impl FnOnce(&mut Job),
-    ) -> Option<Job> {
-        let job = self.jobs.get_mut(&id)?;
-        let before = job.clone();
-        f(job);
-        job.updated_at = now;
-        let after = job.clone();
-        if claimable_queued(&before)
-            && let Some(q) = self.queues.get_mut(&before.lane)
-        {
-            q.remove(&(before.created_at, before.id));
-        }
-        if claimable_queued(&after) {
-            self.queues
-                .entry(after.lane.clone())
-                .or_default()
-                .insert((after.created_at, after.id));
-        }
-        if let Some(h) = hook {
-            h(Some(&before), Some(&after));
-        }
-        Some(after)
+    fn get(&self, id: Uuid) -> Option<Job> {
+        self.jobs.get(&id).cloned()
     }
 
     fn children_of(&self, parent: Uuid) -> Vec<Job> {
@@ -222,30 +160,19 @@ impl State {
             .unwrap_or_default()
     }
 
-    fn claim(
-        &mut self,
-        id: Uuid,
-        owner: &str,
-        lease: Duration,
-        now: DateTime<Utc>,
-        hook: &Option<TransitionHook>,
-    ) -> Option<Job> {
-        self.mutate(id, now, hook, |j| {
-            j.status = JobStatus::Running;
-            j.attempts += 1;
-            j.lease_owner = Some(owner.to_owned());
-            j.lease_expires_at = Some(now + lease_delta(lease));
-            j.started_at = Some(now);
-            j.cancel_requested = false;
-        })
+    /// The job if `fence` still holds.
+    fn fenced(&self, fence: &Fence) -> Option<Job> {
+        self.jobs
+            .get(&fence.job_id)
+            .filter(|j| rules::fence_matches(j, fence))
+            .cloned()
     }
 }
 
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError> {
-        let now = self.now();
-        let job = self.new_job(job, now);
+        let job = rules::new_job(job, self.now());
         let mut st = self.lock();
         if st.jobs.contains_key(&job.id) {
             return Err(StoreError::Conflict(format!(
@@ -253,10 +180,9 @@ impl JobStore for MemoryStore {
                 job.id
             )));
         }
-        let lane = job.lane.clone();
-        st.add(job.clone(), &self.hook);
+        st.put(job.clone(), &self.hook);
         drop(st);
-        self.signal(StoreSignal::JobsAvailable { lane });
+        self.signal_available(&[&job]);
         Ok(job)
     }
 
@@ -265,21 +191,9 @@ impl JobStore for MemoryStore {
         parent: NewJob,
         children: Vec<NewJob>,
     ) -> Result<(Job, Vec<Job>), StoreError> {
-        let now = self.now();
-        let mut parent = self.new_job(parent, now);
-        parent.total = i32::try_from(children.len())
-            .map_err(|_| StoreError::Invalid("too many children".into()))?;
-        let kids: Vec<Job> = children
-            .into_iter()
-            .map(|c| {
-                let mut j = self.new_job(c, now);
-                j.parent_id = Some(parent.id);
-                j.claimable = false;
-                j
-            })
-            .collect();
+        let (parent, kids) = rules::new_batch(parent, children, self.now())?;
         let mut st = self.lock();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for id in std::iter::once(parent.id).chain(kids.iter().map(|k| k.id)) {
             if st.jobs.contains_key(&id) || !seen.insert(id) {
                 return Err(StoreError::Conflict(format!("job {id} already exists")));
@@ -287,18 +201,17 @@ impl JobStore for MemoryStore {
         }
         st.children
             .insert(parent.id, kids.iter().map(|k| k.id).collect());
-        let lane = parent.lane.clone();
-        st.add(parent.clone(), &self.hook);
+        st.put(parent.clone(), &self.hook);
         for k in &kids {
-            st.add(k.clone(), &self.hook);
+            st.put(k.clone(), &self.hook);
         }
         drop(st);
-        self.signal(StoreSignal::JobsAvailable { lane });
+        self.signal_available(&[&parent]);
         Ok((parent, kids))
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>, StoreError> {
-        Ok(self.lock().jobs.get(&id).cloned())
+        Ok(self.lock().get(id))
     }
 
     async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
@@ -373,7 +286,12 @@ impl JobStore for MemoryStore {
         let Some(&(_, id)) = st.queues.get(lane).and_then(|q| q.first()) else {
             return Ok(None);
         };
-        Ok(st.claim(id, owner, lease, now, &self.hook))
+        let Some(mut job) = st.get(id) else {
+            return Ok(None);
+        };
+        rules::claim(&mut job, owner, lease, now);
+        st.put(job.clone(), &self.hook);
+        Ok(Some(job))
     }
 
     async fn claim_job(
@@ -384,12 +302,12 @@ impl JobStore for MemoryStore {
     ) -> Result<Option<Job>, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        match st.jobs.get(&id) {
-            Some(j) if j.status == JobStatus::Queued => {
-                Ok(st.claim(id, owner, lease, now, &self.hook))
-            }
-            _ => Ok(None),
-        }
+        let Some(mut job) = st.get(id).filter(|j| j.status == JobStatus::Queued) else {
+            return Ok(None);
+        };
+        rules::claim(&mut job, owner, lease, now);
+        st.put(job.clone(), &self.hook);
+        Ok(Some(job))
     }
 
     async fn renew_leases(
@@ -401,15 +319,15 @@ impl JobStore for MemoryStore {
         let mut st = self.lock();
         let mut out = Vec::with_capacity(fences.len());
         for f in fences {
-            let held = st.jobs.get(&f.job_id).is_some_and(|j| fence_matches(j, f));
-            let mut cancel_requested = false;
-            if held && let Some(j) = st.jobs.get_mut(&f.job_id) {
-                j.lease_expires_at = Some(now + lease_delta(lease));
-                cancel_requested = j.cancel_requested;
+            let held = st.fenced(f);
+            let cancel_requested = held.as_ref().is_some_and(|j| j.cancel_requested);
+            if let Some(mut j) = held.clone() {
+                j.lease_expires_at = Some(rules::lease_until(now, lease));
+                st.put(j, &self.hook);
             }
             out.push(LeaseStatus {
                 job_id: f.job_id,
-                held,
+                held: held.is_some(),
                 cancel_requested,
             });
         }
@@ -423,20 +341,16 @@ impl JobStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        if !st
-            .jobs
-            .get(&fence.job_id)
-            .is_some_and(|j| fence_matches(j, fence))
-        {
+        let Some(mut j) = st.fenced(fence) else {
             return Ok(false);
+        };
+        j.progress = update.progress.clamp(0.0, 1.0);
+        j.stage.clone_from(&update.stage);
+        if let Some(c) = update.completed {
+            j.completed = c;
         }
-        st.mutate(fence.job_id, now, &self.hook, |j| {
-            j.progress = update.progress.clamp(0.0, 1.0);
-            j.stage.clone_from(&update.stage);
-            if let Some(c) = update.completed {
-                j.completed = c;
-            }
-        });
+        j.updated_at = now;
+        st.put(j, &self.hook);
         Ok(true)
     }
 
@@ -448,272 +362,125 @@ impl JobStore for MemoryStore {
     ) -> Result<Option<Job>, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        if !st
-            .jobs
-            .get(&fence.job_id)
-            .is_some_and(|j| fence_matches(j, fence))
-        {
+        let Some(mut j) = st.fenced(fence) else {
             return Ok(None);
-        }
-        Ok(st.mutate(fence.job_id, now, &self.hook, |j| {
-            j.lease_owner = None;
-            j.lease_expires_at = None;
-            j.finished_at = Some(now);
-            j.completed = completed;
-            match outcome {
-                Outcome::Succeeded(r) => {
-                    j.result = Some(r.0);
-                    if j.cancel_requested {
-                        j.status = JobStatus::Cancelled;
-                    } else {
-                        j.status = JobStatus::Succeeded;
-                        j.progress = 1.0;
-                    }
-                }
-                Outcome::Failed(e) => {
-                    j.result = e.result().cloned();
-                    if j.cancel_requested {
-                        j.status = JobStatus::Cancelled;
-                    } else {
-                        j.status = JobStatus::Failed;
-                        j.error = Some(e.message().to_owned());
-                        j.error_code = Some(e.code().to_owned());
-                        j.error_details = e.details().cloned();
-                    }
-                }
-            }
-        }))
+        };
+        rules::complete(&mut j, outcome, completed, now);
+        st.put(j.clone(), &self.hook);
+        Ok(Some(j))
     }
 
     async fn interrupt_job(&self, fence: &Fence, requeue: bool) -> Result<Option<Job>, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        if !st
-            .jobs
-            .get(&fence.job_id)
-            .is_some_and(|j| fence_matches(j, fence))
-        {
+        let Some(mut j) = st.fenced(fence) else {
             return Ok(None);
-        }
-        let err = JobError::interrupted();
-        let job = st.mutate(fence.job_id, now, &self.hook, |j| {
-            j.lease_owner = None;
-            j.lease_expires_at = None;
-            if j.cancel_requested {
-                j.status = JobStatus::Cancelled;
-                j.finished_at = Some(now);
-            } else if requeue {
-                j.status = JobStatus::Queued;
-                j.progress = 0.0;
-                j.stage = None;
-            } else {
-                j.status = JobStatus::Failed;
-                j.finished_at = Some(now);
-                j.error = Some(err.message().to_owned());
-                j.error_code = Some(err.code().to_owned());
-                j.error_details = None;
-            }
-        });
+        };
+        rules::interrupt(&mut j, requeue, now);
+        st.put(j.clone(), &self.hook);
         drop(st);
-        if let Some(j) = &job
-            && claimable_queued(j)
-        {
-            self.signal(StoreSignal::JobsAvailable {
-                lane: j.lane.clone(),
-            });
-        }
-        Ok(job)
+        self.signal_available(&[&j]);
+        Ok(Some(j))
     }
 
     async fn fail_queued(&self, id: Uuid, error: &JobError) -> Result<Option<Job>, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        if st
-            .jobs
-            .get(&id)
-            .is_none_or(|j| j.status != JobStatus::Queued)
-        {
+        let Some(mut j) = st.get(id).filter(|j| j.status == JobStatus::Queued) else {
             return Ok(None);
-        }
-        Ok(st.mutate(id, now, &self.hook, |j| {
-            j.status = JobStatus::Failed;
-            j.finished_at = Some(now);
-            j.completed = j.total;
-            j.error = Some(error.message().to_owned());
-            j.error_code = Some(error.code().to_owned());
-            j.error_details = error.details().cloned();
-        }))
+        };
+        rules::fail_queued(&mut j, error, now);
+        st.put(j.clone(), &self.hook);
+        Ok(Some(j))
     }
 
     async fn request_cancel(&self, id: Uuid) -> Result<Changed, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        let target = st.jobs.get(&id).cloned().ok_or(StoreError::NotFound(id))?;
+        let mut target = st.get(id).ok_or(StoreError::NotFound(id))?;
         if target.status.is_terminal() {
             return Ok(Changed {
                 job: target,
                 related: vec![],
             });
         }
-        let mut running = Vec::new();
-        let mut related = Vec::new();
-        let child_ids: Vec<Uuid> = st.children.get(&id).cloned().unwrap_or_default();
-        for cid in child_ids {
-            let Some(c) = st.jobs.get(&cid) else { continue };
-            match c.status {
-                JobStatus::Queued => {
-                    if let Some(j) = st.mutate(cid, now, &self.hook, |j| {
-                        j.status = JobStatus::Cancelled;
-                        j.cancel_requested = true;
-                        j.finished_at = Some(now);
-                        j.completed = j.total;
-                    }) {
-                        related.push(j);
-                    }
-                }
-                JobStatus::Running if !c.cancel_requested => {
-                    if let Some(j) = st.mutate(cid, now, &self.hook, |j| j.cancel_requested = true)
-                    {
-                        running.push(j.id);
-                        related.push(j);
-                    }
-                }
-                _ => {}
+        let mut kids = st.children_of(id);
+        let changed = rules::cancel(&mut target, &mut kids, now);
+        let related: Vec<Job> = changed.into_iter().map(|i| kids[i].clone()).collect();
+        for j in &related {
+            st.put(j.clone(), &self.hook);
+        }
+        st.put(target.clone(), &self.hook);
+        drop(st);
+        for j in std::iter::once(&target).chain(related.iter()) {
+            if j.status == JobStatus::Running {
+                self.signal(StoreSignal::CancelRequested { job_id: j.id });
             }
         }
-        let kids = st.children_of(id);
-        let job = st
-            .mutate(id, now, &self.hook, |j| {
-                j.cancel_requested = true;
-                if j.status == JobStatus::Queued {
-                    j.status = JobStatus::Cancelled;
-                    j.finished_at = Some(now);
-                    if kids.is_empty() {
-                        j.completed = j.total;
-                    } else {
-                        let r = BatchResult::from_children(&kids);
-                        j.completed =
-                            i32::try_from(r.succeeded + r.failed + r.cancelled).unwrap_or(i32::MAX);
-                        j.result = serde_json::to_value(&r).ok();
-                    }
-                }
-            })
-            .ok_or(StoreError::NotFound(id))?;
-        if job.status == JobStatus::Running {
-            running.push(job.id);
-        }
-        drop(st);
-        for job_id in running {
-            self.signal(StoreSignal::CancelRequested { job_id });
-        }
-        Ok(Changed { job, related })
+        Ok(Changed {
+            job: target,
+            related,
+        })
     }
 
     async fn retry_job(&self, id: Uuid, extra_attempts: i32) -> Result<Changed, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        let target = st.jobs.get(&id).cloned().ok_or(StoreError::NotFound(id))?;
-        if !matches!(target.status, JobStatus::Failed | JobStatus::Cancelled) {
-            return Err(StoreError::Conflict(format!(
-                "job is {}; only failed or cancelled jobs can be retried",
-                target.status
-            )));
-        }
+        let mut target = st.get(id).ok_or(StoreError::NotFound(id))?;
         let mut related = Vec::new();
-        let job;
-        if let Some(pid) = target.parent_id {
-            let parent = st.jobs.get(&pid).cloned();
-            if parent.as_ref().is_some_and(|p| p.status.is_active()) {
-                return Err(StoreError::Conflict(
-                    "the batch of this job is still active".into(),
-                ));
+        match target.parent_id.and_then(|p| st.get(p)) {
+            Some(mut parent) => {
+                let mut siblings = st.children_of(parent.id);
+                rules::retry(
+                    &mut target,
+                    Some(&mut parent),
+                    &mut siblings,
+                    extra_attempts,
+                    now,
+                )?;
+                related.push(parent);
             }
-            job = st
-                .mutate(id, now, &self.hook, |j| reset_for_retry(j, extra_attempts))
-                .ok_or(StoreError::NotFound(id))?;
-            if parent.is_some() {
-                let done = st
-                    .children_of(pid)
-                    .iter()
-                    .filter(|c| c.status.is_terminal())
-                    .count();
-                if let Some(p) = st.mutate(pid, now, &self.hook, |p| {
-                    reset_for_retry(p, extra_attempts);
-                    p.completed = i32::try_from(done).unwrap_or(i32::MAX);
-                }) {
-                    related.push(p);
-                }
+            None => {
+                let mut kids = st.children_of(id);
+                let plan = rules::retry(&mut target, None, &mut kids, extra_attempts, now)?;
+                related.extend(plan.children.into_iter().map(|i| kids[i].clone()));
             }
-        } else {
-            let kids = st.children_of(id);
-            let mut done = 0usize;
-            for k in &kids {
-                if matches!(k.status, JobStatus::Failed | JobStatus::Cancelled) {
-                    if let Some(j) = st.mutate(k.id, now, &self.hook, |j| {
-                        reset_for_retry(j, extra_attempts)
-                    }) {
-                        related.push(j);
-                    }
-                } else if k.status.is_terminal() {
-                    done += 1;
-                }
-            }
-            job = st
-                .mutate(id, now, &self.hook, |j| {
-                    reset_for_retry(j, extra_attempts);
-                    if !kids.is_empty() {
-                        j.completed = i32::try_from(done).unwrap_or(i32::MAX);
-                    } else {
-                        j.completed = 0;
-                    }
-                })
-                .ok_or(StoreError::NotFound(id))?;
+        }
+        st.put(target.clone(), &self.hook);
+        for j in &related {
+            st.put(j.clone(), &self.hook);
         }
         drop(st);
-        for j in std::iter::once(&job).chain(related.iter()) {
-            if claimable_queued(j) {
-                self.signal(StoreSignal::JobsAvailable {
-                    lane: j.lane.clone(),
-                });
-            }
-        }
-        Ok(Changed { job, related })
+        let all: Vec<&Job> = std::iter::once(&target).chain(related.iter()).collect();
+        self.signal_available(&all);
+        Ok(Changed {
+            job: target,
+            related,
+        })
     }
 
     async fn release_children(&self, parent_id: Uuid) -> Result<u64, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        let ids: Vec<Uuid> = st.children.get(&parent_id).cloned().unwrap_or_default();
-        let mut n = 0;
-        let mut lanes_touched = BTreeSet::new();
-        for id in ids {
-            if st
-                .jobs
-                .get(&id)
-                .is_some_and(|j| j.status == JobStatus::Queued && !j.claimable)
-                && let Some(j) = st.mutate(id, now, &self.hook, |j| j.claimable = true)
-            {
-                lanes_touched.insert(j.lane);
-                n += 1;
+        let mut released = Vec::new();
+        for mut k in st.children_of(parent_id) {
+            if k.status == JobStatus::Queued && !k.claimable {
+                k.claimable = true;
+                k.updated_at = now;
+                st.put(k.clone(), &self.hook);
+                released.push(k);
             }
         }
         drop(st);
-        for lane in lanes_touched {
-            self.signal(StoreSignal::JobsAvailable { lane });
-        }
-        Ok(n)
+        self.signal_available(&released.iter().collect::<Vec<_>>());
+        Ok(released.len() as u64)
     }
 
     async fn delete_job(&self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let mut st = self.lock();
-        let job = st.jobs.get(&id).cloned().ok_or(StoreError::NotFound(id))?;
+        let job = st.get(id).ok_or(StoreError::NotFound(id))?;
         let kids = st.children_of(id);
-        if job.status.is_active() || kids.iter().any(|k| k.status.is_active()) {
-            return Err(StoreError::Conflict(format!(
-                "job {id} is {}; cancel it before deleting it",
-                job.status
-            )));
-        }
+        rules::check_deletable(&job, &kids)?;
         let mut deleted = vec![id];
         deleted.extend(kids.iter().map(|k| k.id));
         for d in &deleted {

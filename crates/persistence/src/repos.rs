@@ -1,0 +1,255 @@
+//! Profile, file and transcript repositories (DESIGN §5–§6). Every read and delete is scoped
+//! to a profile: another profile's id answers "not found".
+
+use std::collections::BTreeSet;
+
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use jobs_core::JobStatus;
+use uuid::Uuid;
+
+use crate::db::{Database, on_conn};
+use crate::error::DbError;
+use crate::models::{FileRecord, FileRow, JobRow, TranscriptRecord, TranscriptRow};
+use crate::schema::{files, jobs, profiles, transcripts};
+use crate::store::{Dialect, to_jobs};
+use crate::types::{Id, Ts};
+
+/// `true` for 1–64 characters of `[A-Za-z0-9_-]` (the `X-Profile-ID` rule).
+///
+/// ```
+/// assert!(persistence::valid_profile_id("alice_01"));
+/// assert!(!persistence::valid_profile_id("../etc"));
+/// assert!(!persistence::valid_profile_id(""));
+/// ```
+pub fn valid_profile_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// What deleting a file removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileDeletion {
+    /// The deleted file (its bytes are the caller's to remove, at `storage_key`).
+    pub file: FileRecord,
+    /// Jobs that referenced the file and were deleted with it (children included).
+    pub deleted_job_ids: Vec<Uuid>,
+}
+
+impl Database {
+    /// Creates the profile if it does not exist.
+    pub async fn ensure_profile(&self, id: &str) -> Result<(), DbError> {
+        if !valid_profile_id(id) {
+            return Err(DbError::Invalid(format!(
+                "profile id '{id}' must be 1-64 of [A-Za-z0-9_-]"
+            )));
+        }
+        let now = Ts::micros(self.now());
+        on_conn!(self, c => { c.ensure_profile(id, now).await?; });
+        Ok(())
+    }
+
+    /// Number of profiles (for metrics and tests).
+    pub async fn count_profiles(&self) -> Result<i64, DbError> {
+        Ok(on_conn!(self, c => profiles::table.count().get_result::<i64>(c).await?))
+    }
+
+    /// Stores a file's metadata (creating its profile on first use).
+    pub async fn insert_file(&self, f: &FileRecord) -> Result<FileRecord, DbError> {
+        let now = Ts::micros(self.now());
+        let row = FileRow::from_record(f);
+        on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                c.ensure_profile(&f.profile_id, now).await?;
+                diesel::insert_into(files::table)
+                    .values(&row)
+                    .execute(c)
+                    .await
+                    .map_err(|e| DbError::constraint(e, "file"))?;
+                Ok(())
+            })
+            .await?
+        });
+        row.into_record()
+    }
+
+    /// One file of a profile.
+    pub async fn get_file(
+        &self,
+        profile_id: &str,
+        id: Uuid,
+    ) -> Result<Option<FileRecord>, DbError> {
+        let row: Option<FileRow> = on_conn!(self, c => {
+            files::table
+                .filter(files::id.eq(Id(id)))
+                .filter(files::profile_id.eq(profile_id))
+                .select(FileRow::as_select())
+                .first(c)
+                .await
+                .optional()?
+        });
+        row.map(FileRow::into_record).transpose()
+    }
+
+    /// Several files of a profile, in the order asked; unknown ids are missing from the result.
+    pub async fn get_files(
+        &self,
+        profile_id: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<FileRecord>, DbError> {
+        let keys: Vec<Id> = ids.iter().copied().map(Id).collect();
+        let rows: Vec<FileRow> = on_conn!(self, c => {
+            files::table
+                .filter(files::id.eq_any(&keys))
+                .filter(files::profile_id.eq(profile_id))
+                .select(FileRow::as_select())
+                .load(c)
+                .await?
+        });
+        let mut recs = rows
+            .into_iter()
+            .map(FileRow::into_record)
+            .collect::<Result<Vec<_>, _>>()?;
+        recs.sort_by_key(|r| ids.iter().position(|i| *i == r.id));
+        Ok(recs)
+    }
+
+    /// A profile's files, newest first.
+    pub async fn list_files(&self, profile_id: &str) -> Result<Vec<FileRecord>, DbError> {
+        let rows: Vec<FileRow> = on_conn!(self, c => {
+            files::table
+                .filter(files::profile_id.eq(profile_id))
+                .order((files::created_at.desc(), files::id.desc()))
+                .select(FileRow::as_select())
+                .load(c)
+                .await?
+        });
+        rows.into_iter().map(FileRow::into_record).collect()
+    }
+
+    /// Deletes a file and the jobs that reference it (their children too). `Conflict` while a
+    /// running job uses it. Derived files keep existing (`source_file_id` becomes NULL);
+    /// transcripts keep their text (`file_id` becomes NULL).
+    pub async fn delete_file(&self, profile_id: &str, id: Uuid) -> Result<FileDeletion, DbError> {
+        on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                let row: FileRow = files::table
+                    .filter(files::id.eq(Id(id)))
+                    .filter(files::profile_id.eq(profile_id))
+                    .select(FileRow::as_select())
+                    .first(c)
+                    .await
+                    .optional()?
+                    .ok_or_else(|| DbError::NotFound(format!("file {id}")))?;
+                let users = to_jobs(c.lock_jobs_of_file(id).await?)?;
+                if let Some(r) = users.iter().find(|j| j.status == JobStatus::Running) {
+                    return Err(DbError::Conflict(format!(
+                        "file {id} is in use by running job {}; cancel it first",
+                        r.id
+                    )));
+                }
+                let mut deleted: BTreeSet<Uuid> = BTreeSet::new();
+                for j in &users {
+                    let kids: Vec<JobRow> = jobs::table
+                        .filter(jobs::parent_id.eq(Id(j.id)))
+                        .select(JobRow::as_select())
+                        .load(c)
+                        .await?;
+                    deleted.extend(kids.iter().map(|k| k.id.0));
+                    deleted.insert(j.id);
+                }
+                for j in &users {
+                    diesel::delete(jobs::table.filter(jobs::parent_id.eq(Id(j.id))))
+                        .execute(c)
+                        .await?;
+                }
+                diesel::delete(jobs::table.filter(jobs::file_id.eq(Id(id))))
+                    .execute(c)
+                    .await?;
+                diesel::delete(files::table.filter(files::id.eq(Id(id))))
+                    .execute(c)
+                    .await?;
+                Ok(FileDeletion {
+                    file: row.into_record()?,
+                    deleted_job_ids: deleted.into_iter().collect(),
+                })
+            })
+            .await
+        })
+    }
+
+    /// Stores a transcript.
+    pub async fn insert_transcript(
+        &self,
+        t: &TranscriptRecord,
+    ) -> Result<TranscriptRecord, DbError> {
+        let now = Ts::micros(self.now());
+        let row = TranscriptRow::from_record(t);
+        on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                c.ensure_profile(&t.profile_id, now).await?;
+                diesel::insert_into(transcripts::table)
+                    .values(&row)
+                    .execute(c)
+                    .await
+                    .map_err(|e| DbError::constraint(e, "transcript"))?;
+                Ok(())
+            })
+            .await?
+        });
+        Ok(row.into_record())
+    }
+
+    /// One transcript of a profile.
+    pub async fn get_transcript(
+        &self,
+        profile_id: &str,
+        id: Uuid,
+    ) -> Result<Option<TranscriptRecord>, DbError> {
+        let row: Option<TranscriptRow> = on_conn!(self, c => {
+            transcripts::table
+                .filter(transcripts::id.eq(Id(id)))
+                .filter(transcripts::profile_id.eq(profile_id))
+                .select(TranscriptRow::as_select())
+                .first(c)
+                .await
+                .optional()?
+        });
+        Ok(row.map(TranscriptRow::into_record))
+    }
+
+    /// A profile's transcripts, newest first.
+    pub async fn list_transcripts(
+        &self,
+        profile_id: &str,
+    ) -> Result<Vec<TranscriptRecord>, DbError> {
+        let rows: Vec<TranscriptRow> = on_conn!(self, c => {
+            transcripts::table
+                .filter(transcripts::profile_id.eq(profile_id))
+                .order((transcripts::created_at.desc(), transcripts::id.desc()))
+                .select(TranscriptRow::as_select())
+                .load(c)
+                .await?
+        });
+        Ok(rows.into_iter().map(TranscriptRow::into_record).collect())
+    }
+
+    /// Deletes a transcript of a profile; `NotFound` otherwise.
+    pub async fn delete_transcript(&self, profile_id: &str, id: Uuid) -> Result<(), DbError> {
+        let n = on_conn!(self, c => {
+            diesel::delete(
+                transcripts::table
+                    .filter(transcripts::id.eq(Id(id)))
+                    .filter(transcripts::profile_id.eq(profile_id)),
+            )
+            .execute(c)
+            .await?
+        });
+        if n == 0 {
+            return Err(DbError::NotFound(format!("transcript {id}")));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! Profiles, files and transcripts on both backends, and the file → job cascade rules.
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use jobs_core::{JobStatus, JobStore, NewJob};
+use persistence::{
+    ConnectOptions, Database, DbError, FileKind, FileOrigin, FileRecord, TranscriptRecord,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+fn file(profile: &str, name: &str) -> FileRecord {
+    let id = Uuid::now_v7();
+    FileRecord {
+        id,
+        profile_id: profile.into(),
+        name: name.into(),
+        kind: FileKind::Audio,
+        content_type: Some("audio/wav".into()),
+        size_bytes: 1234,
+        sha256: "ab".repeat(32),
+        duration_ms: Some(5000),
+        source_file_id: None,
+        origin: FileOrigin::Uploaded,
+        folder: Some("inbox".into()),
+        storage_key: format!("{profile}/{id}"),
+        created_at: Utc::now(),
+    }
+}
+
+async fn exercise(db: Database) {
+    let store: Arc<dyn JobStore> = Arc::new(db.clone());
+    // Profiles are created on first use; bad ids are refused.
+    db.ensure_profile("alice").await.unwrap();
+    db.ensure_profile("alice").await.unwrap();
+    assert!(matches!(
+        db.ensure_profile("../x").await,
+        Err(DbError::Invalid(_))
+    ));
+    assert_eq!(db.count_profiles().await.unwrap(), 1);
+
+    let a = db.insert_file(&file("alice", "a.wav")).await.unwrap();
+    let b = db.insert_file(&file("bob", "b.wav")).await.unwrap();
+    assert_eq!(db.count_profiles().await.unwrap(), 2);
+    let got = db.get_file("alice", a.id).await.unwrap().unwrap();
+    assert_eq!(got.name, "a.wav");
+    assert_eq!(got.kind, FileKind::Audio);
+    assert_eq!(
+        got.created_at.timestamp_micros(),
+        a.created_at.timestamp_micros()
+    );
+    // Another profile's file is invisible.
+    assert!(db.get_file("alice", b.id).await.unwrap().is_none());
+    assert!(matches!(
+        db.delete_file("alice", b.id).await,
+        Err(DbError::NotFound(_))
+    ));
+    let a2 = db.insert_file(&file("alice", "c.wav")).await.unwrap();
+    let listed: Vec<Uuid> = db
+        .list_files("alice")
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(listed, vec![a2.id, a.id], "newest first");
+    let picked: Vec<Uuid> = db
+        .get_files("alice", &[a2.id, b.id, a.id])
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(picked, vec![a2.id, a.id]);
+
+    // Derived file lineage.
+    let mut srt = file("alice", "a.srt");
+    srt.kind = FileKind::Subtitle;
+    srt.origin = FileOrigin::Generated;
+    srt.source_file_id = Some(a.id);
+    let srt = db.insert_file(&srt).await.unwrap();
+
+    // Jobs reference files by a real foreign key.
+    let bad = store
+        .insert_job(
+            NewJob::new("transcribe", json!({}))
+                .profile("alice")
+                .file(Uuid::now_v7()),
+        )
+        .await;
+    assert!(bad.is_err(), "unknown file refused");
+    let queued = store
+        .insert_job(
+            NewJob::new("transcribe", json!({}))
+                .profile("alice")
+                .file(a.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_job(queued.id).await.unwrap().unwrap().file_id,
+        Some(a.id)
+    );
+    let running = store
+        .insert_job(
+            NewJob::new("transcribe", json!({}))
+                .profile("alice")
+                .file(a2.id),
+        )
+        .await
+        .unwrap();
+    store
+        .claim_job(running.id, "n1", std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let (parent, kids) = store
+        .insert_batch(
+            NewJob::new("batch_transcribe", json!({})).profile("alice"),
+            vec![
+                NewJob::new("transcribe", json!({}))
+                    .profile("alice")
+                    .file(a.id),
+                NewJob::new("transcribe", json!({}))
+                    .profile("alice")
+                    .file(srt.id),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let t = db
+        .insert_transcript(&TranscriptRecord {
+            id: Uuid::now_v7(),
+            profile_id: "alice".into(),
+            file_id: Some(a.id),
+            job_id: Some(queued.id),
+            language: Some("en".into()),
+            text: "hello world".into(),
+            segments: json!([{"start": 0.0, "end": 1.0, "text": "hello world"}]),
+            created_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+
+    // A running job holds its file.
+    assert!(matches!(
+        db.delete_file("alice", a2.id).await,
+        Err(DbError::Conflict(_))
+    ));
+    // Deleting a file deletes the jobs that reference it; derived files and transcripts stay.
+    let del = db.delete_file("alice", a.id).await.unwrap();
+    let mut want = vec![queued.id, kids[0].id];
+    want.sort();
+    assert_eq!(del.deleted_job_ids, want);
+    assert_eq!(del.file.storage_key, a.storage_key);
+    assert!(store.get_job(queued.id).await.unwrap().is_none());
+    assert!(store.get_job(kids[0].id).await.unwrap().is_none());
+    assert_eq!(
+        store.get_job(parent.id).await.unwrap().unwrap().status,
+        JobStatus::Queued
+    );
+    assert_eq!(store.list_children(parent.id).await.unwrap().len(), 1);
+    let srt_now = db.get_file("alice", srt.id).await.unwrap().unwrap();
+    assert_eq!(srt_now.source_file_id, None);
+    let t_now = db.get_transcript("alice", t.id).await.unwrap().unwrap();
+    assert_eq!(t_now.file_id, None);
+    assert_eq!(t_now.text, "hello world");
+
+    // Transcripts are profile-scoped.
+    assert!(db.get_transcript("bob", t.id).await.unwrap().is_none());
+    assert_eq!(db.list_transcripts("alice").await.unwrap().len(), 1);
+    assert!(matches!(
+        db.delete_transcript("bob", t.id).await,
+        Err(DbError::NotFound(_))
+    ));
+    db.delete_transcript("alice", t.id).await.unwrap();
+    assert!(db.list_transcripts("alice").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repositories_on_sqlite() {
+    let (db, _dir) = common::sqlite_database().await;
+    exercise(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repositories_on_postgres() {
+    let (db, name) = common::pg_database().await;
+    exercise(db).await;
+    common::drop_pg_db(&name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_urls_name_the_setting() {
+    for url in [
+        "mysql://x/y",
+        "",
+        "sqlite://",
+        "postgres://nobody@127.0.0.1:1/db",
+    ] {
+        let err = Database::connect(url, ConnectOptions::default())
+            .await
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("DATABASE_URL"), "{url}: {msg}");
+    }
+    let err = Database::connect(
+        "postgres://u:hunter2@127.0.0.1:1/db",
+        ConnectOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        !err.to_string().contains("hunter2"),
+        "password redacted: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_reopening_the_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("nested/dir/jobs.db").display()
+    );
+    let id = {
+        let db = Database::connect(&url, ConnectOptions::default())
+            .await
+            .unwrap();
+        let j = db
+            .insert_job(NewJob::new("t", json!({"k": [1, 2]})).profile("p"))
+            .await
+            .unwrap();
+        j.id
+    };
+    let db = Database::connect(&url, ConnectOptions::default())
+        .await
+        .unwrap();
+    let j = db.get_job(id).await.unwrap().unwrap();
+    assert_eq!(j.params, json!({"k": [1, 2]}));
+    assert!(
+        db.migrate().await.unwrap().is_empty(),
+        "migrations run once"
+    );
+}
+
+/// `sslmode=require` gets a verified TLS connection (the local cluster's snakeoil certificate,
+/// CN=localhost, trusted through the CA-file option).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls() {
+    let (url, name) = common::create_pg_db().await;
+    let tls_url = format!("{}?sslmode=require", url.replace("127.0.0.1", "localhost"));
+    let ca = std::path::PathBuf::from(
+        std::env::var("MEDIAJOBS_TEST_PG_CA")
+            .unwrap_or_else(|_| "/etc/ssl/certs/ssl-cert-snakeoil.pem".into()),
+    );
+    assert!(
+        ca.exists(),
+        "the test needs the server's certificate at {}",
+        ca.display()
+    );
+    let opts = ConnectOptions {
+        pg_ca_file: Some(ca),
+        ..Default::default()
+    };
+    let db = Database::connect(&tls_url, opts).await.unwrap();
+    let ssl = db.connection_uses_tls().await.unwrap();
+    assert!(ssl, "pg_stat_ssl reports TLS");
+    let j = db.insert_job(NewJob::new("t", json!({}))).await.unwrap();
+    assert!(db.get_job(j.id).await.unwrap().is_some());
+    // Without the CA the certificate is not trusted: verification is never skipped.
+    let err = Database::connect(&tls_url, ConnectOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    drop(db);
+    common::drop_pg_db(&name).await;
+}

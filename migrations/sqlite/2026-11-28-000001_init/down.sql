@@ -1,0 +1,4 @@
+DROP TABLE jobs;
+DROP TABLE transcripts;
+DROP TABLE files;
+DROP TABLE profiles;
