@@ -108,16 +108,17 @@ async fn three_nodes_run_each_job_exactly_once() {
         ids.push(j.id);
     }
     wait_all_done(&submitter, &ids, Duration::from_secs(120)).await;
-    let l = ledger.lock().unwrap();
-    let mut per_node: HashMap<String, usize> = HashMap::new();
-    for id in &ids {
-        let starts = &l.starts[id];
-        assert_eq!(starts.len(), 1, "job {id} ran {} times", starts.len());
-        assert_eq!(l.finishes[id].len(), 1);
-        *per_node.entry(starts[0].clone()).or_default() += 1;
+    {
+        let l = ledger.lock().unwrap();
+        let mut per_node: HashMap<String, usize> = HashMap::new();
+        for id in &ids {
+            let starts = &l.starts[id];
+            assert_eq!(starts.len(), 1, "job {id} ran {} times", starts.len());
+            assert_eq!(l.finishes[id].len(), 1);
+            *per_node.entry(starts[0].clone()).or_default() += 1;
+        }
+        assert_eq!(per_node.len(), 3, "every node took jobs: {per_node:?}");
     }
-    assert_eq!(per_node.len(), 3, "every node took jobs: {per_node:?}");
-    drop(l);
     for n in nodes {
         n.stop().await.unwrap();
     }
