@@ -179,24 +179,25 @@ async fn crashed_node_jobs_are_recovered_and_fenced() {
         "took {recovered_in:?}"
     );
 
-    let l = ledger.lock().unwrap();
-    for id in &ids {
-        assert_eq!(
-            l.finishes[id].len(),
-            1,
-            "job {id} finished {:?}",
-            l.finishes[id]
-        );
-        assert_ne!(l.finishes[id][0], "victim");
+    {
+        let l = ledger.lock().unwrap();
+        for id in &ids {
+            assert_eq!(
+                l.finishes[id].len(),
+                1,
+                "job {id} finished {:?}",
+                l.finishes[id]
+            );
+            assert_ne!(l.finishes[id][0], "victim");
+        }
+        for j in &held {
+            assert_eq!(
+                l.starts[&j.id].len(),
+                2,
+                "started on the victim, then once more"
+            );
+        }
     }
-    for j in &held {
-        assert_eq!(
-            l.starts[&j.id].len(),
-            2,
-            "started on the victim, then once more"
-        );
-    }
-    drop(l);
     // The victim's late completion, simulated with its old fence, changes nothing.
     for j in &held {
         let stale = j.fence().unwrap();
