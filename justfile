@@ -1,0 +1,19 @@
+# mediajobs tasks. Each recipe wraps a script, so `just` is optional.
+
+# Run the server on the embedded default (SQLite, ./data, local whisper model).
+run:
+    scripts/run.sh
+
+# The whole test suite (installs what it needs, starts PostgreSQL).
+test:
+    scripts/test.sh
+
+# Benchmarks; figures are recorded in docs/benchmarks.md.
+bench:
+    cargo bench -p jobs-core --bench engine
+    cargo bench -p persistence --bench queue -- --jobs 2000
+
+# Formatting and lints as CI runs them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
