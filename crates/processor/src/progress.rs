@@ -1,0 +1,110 @@
+//! Progress callbacks and the processor's error type.
+
+use std::sync::Arc;
+
+/// Receives progress of a long operation: a fraction in 0.0 ..= 1.0 and a stage name.
+///
+/// Any `Fn(f64, &str) + Send + Sync` is a sink:
+///
+/// ```
+/// use processor::Progress;
+/// let p: Progress = std::sync::Arc::new(|f: f64, stage: &str| println!("{stage}: {:.0}%", f * 100.0));
+/// p.report(0.5, "decoding");
+/// ```
+pub trait ProgressSink: Send + Sync {
+    /// Reports progress.
+    fn report(&self, fraction: f64, stage: &str);
+}
+
+impl<F: Fn(f64, &str) + Send + Sync> ProgressSink for F {
+    fn report(&self, fraction: f64, stage: &str) {
+        self(fraction, stage)
+    }
+}
+
+/// A shared progress sink.
+pub type Progress = Arc<dyn ProgressSink>;
+
+/// A sink that drops every report.
+pub fn no_progress() -> Progress {
+    Arc::new(|_: f64, _: &str| {})
+}
+
+/// Maps a sub-operation's 0..1 progress into `[from, to]` of the caller's.
+///
+/// ```
+/// use processor::{scaled, Progress};
+/// let seen = std::sync::Arc::new(std::sync::Mutex::new(0.0));
+/// let s = seen.clone();
+/// let outer: Progress = std::sync::Arc::new(move |f: f64, _: &str| *s.lock().unwrap() = f);
+/// scaled(outer, 0.5, 1.0).report(0.5, "x");
+/// assert_eq!(*seen.lock().unwrap(), 0.75);
+/// ```
+pub fn scaled(inner: Progress, from: f64, to: f64) -> Progress {
+    Arc::new(move |f: f64, stage: &str| inner.report(from + (to - from) * f.clamp(0.0, 1.0), stage))
+}
+
+/// Errors of the processor, each with a stable code of the HTTP contract.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// The input is not media we can decode: corrupt, empty, truncated, no audio, unknown.
+    #[error("{0}")]
+    MediaDecode(String),
+    /// Transcription failed.
+    #[error("{0}")]
+    Transcription(String),
+    /// The whisper model is missing or cannot be loaded.
+    #[error("{0}")]
+    WhisperUnavailable(String),
+    /// An option the backend cannot honour (rejected at submission: 422).
+    #[error("{0}")]
+    Validation(String),
+    /// The operation stopped because its token fired.
+    #[error("operation cancelled")]
+    Cancelled,
+    /// A watchdog or deadline fired.
+    #[error("{0}")]
+    Timeout(String),
+    /// A required GStreamer plugin or tool is missing (an installation problem).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bad `provider:model` selector.
+    #[error("{0}")]
+    InvalidModelString(String),
+    /// The selected LLM provider is not configured.
+    #[error("{0}")]
+    LlmProviderUnavailable(String),
+    /// The LLM (or remote transcription) request failed.
+    #[error("{0}")]
+    LlmRequest(String),
+    /// The LLM's answer could not be used.
+    #[error("{0}")]
+    LlmOutputInvalid(String),
+    /// File system trouble.
+    #[error("storage error: {0}")]
+    Storage(#[from] std::io::Error),
+    /// Anything else (a bug or an environment problem).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ProcessorError {
+    /// The stable code (`MediaDecode`, `Transcription`, `WhisperUnavailable`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProcessorError::MediaDecode(_) => "MediaDecode",
+            ProcessorError::Transcription(_) => "Transcription",
+            ProcessorError::WhisperUnavailable(_) => "WhisperUnavailable",
+            ProcessorError::Validation(_) => "ValidationError",
+            ProcessorError::Cancelled => "Cancelled",
+            ProcessorError::Timeout(_) => "Timeout",
+            ProcessorError::Unavailable(_) => "ServerError",
+            ProcessorError::InvalidModelString(_) => "InvalidModelString",
+            ProcessorError::LlmProviderUnavailable(_) => "LLMProviderUnavailable",
+            ProcessorError::LlmRequest(_) => "LLMRequest",
+            ProcessorError::LlmOutputInvalid(_) => "LLMOutputInvalid",
+            ProcessorError::Storage(_) => "Storage",
+            ProcessorError::Internal(_) => "ServerError",
+        }
+    }
+}

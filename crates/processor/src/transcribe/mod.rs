@@ -1,0 +1,143 @@
+//! Transcription: the [`Transcriber`] trait, its options, and the local whisper backend.
+
+#[cfg(all(feature = "whisper", feature = "media"))]
+mod whisper;
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::{ProcessorError, Progress};
+use crate::subtitle::Segment;
+
+#[cfg(all(feature = "whisper", feature = "media"))]
+pub use whisper::{WhisperConfig, WhisperModel, WhisperTranscriber};
+
+/// Options of `generate_srt` and `transcribe` (DESIGN §6). Unknown fields are rejected when
+/// deserializing.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscribeOptions {
+    /// A language code (`en`, `de`, …) or `auto` (default) to detect it.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Beam search width (1 = greedy).
+    #[serde(default)]
+    pub beam_size: Option<u32>,
+    /// Candidates sampled with greedy decoding.
+    #[serde(default)]
+    pub best_of: Option<u32>,
+    /// Sampling temperature (0 = deterministic).
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Text that primes the decoder (names, spelling).
+    #[serde(default)]
+    pub initial_prompt: Option<String>,
+    /// Segments more likely silent than this are dropped.
+    #[serde(default)]
+    pub no_speech_threshold: Option<f32>,
+    /// Translate to English instead of transcribing.
+    #[serde(default)]
+    pub translate: bool,
+    /// Include word timings in the result.
+    #[serde(default)]
+    pub word_timestamps: bool,
+}
+
+impl TranscribeOptions {
+    /// The language to force, `None` for automatic detection.
+    pub fn forced_language(&self) -> Option<&str> {
+        self.language
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.eq_ignore_ascii_case("auto"))
+    }
+
+    /// Checks ranges every backend shares; backends add their own limits.
+    pub fn validate_common(&self) -> Result<(), ProcessorError> {
+        let bad = |m: String| Err(ProcessorError::Validation(m));
+        if let Some(b) = self.beam_size
+            && !(1..=8).contains(&b)
+        {
+            return bad(format!("beam_size must be 1-8, got {b}"));
+        }
+        if let Some(b) = self.best_of
+            && !(1..=8).contains(&b)
+        {
+            return bad(format!("best_of must be 1-8, got {b}"));
+        }
+        if let Some(t) = self.temperature
+            && (!(0.0..=1.0).contains(&t) || !t.is_finite())
+        {
+            return bad(format!("temperature must be 0-1, got {t}"));
+        }
+        if let Some(t) = self.no_speech_threshold
+            && (!(0.0..=1.0).contains(&t) || !t.is_finite())
+        {
+            return bad(format!("no_speech_threshold must be 0-1, got {t}"));
+        }
+        if let Some(p) = &self.initial_prompt
+            && p.chars().count() > 1000
+        {
+            return bad("initial_prompt must be at most 1000 characters".into());
+        }
+        if let Some(l) = self.forced_language()
+            && (!(2..=3).contains(&l.len()) || !l.bytes().all(|b| b.is_ascii_lowercase()))
+        {
+            return bad(format!(
+                "language must be 'auto' or a language code like 'en', got '{l}'"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A transcription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transcript {
+    /// The language spoken (detected, or the one asked for).
+    pub language: String,
+    /// Timed segments; `words` filled when word timestamps were asked for.
+    pub segments: Vec<Segment>,
+    /// The joined text.
+    pub text: String,
+    /// Audio duration, ms.
+    pub duration_ms: i64,
+}
+
+impl Transcript {
+    /// Joins segment texts with single spaces.
+    pub fn join_text(segments: &[Segment]) -> String {
+        segments
+            .iter()
+            .map(|s| s.text.trim())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Speech to text.
+#[async_trait]
+pub trait Transcriber: Send + Sync {
+    /// A short backend name for logs and metrics (`whisper.cpp`, `remote`).
+    fn name(&self) -> &str;
+
+    /// Rejects options this backend cannot honour (`ValidationError`, 422 at submission).
+    fn validate(&self, opts: &TranscribeOptions) -> Result<(), ProcessorError>;
+
+    /// Whether the backend is heavy local work (runs in the `heavy` lane) or remote I/O.
+    fn is_local(&self) -> bool;
+
+    /// Transcribes the audio of a media file. Reports progress; stops within a second of
+    /// `cancel`.
+    async fn transcribe(
+        &self,
+        media: &Path,
+        opts: &TranscribeOptions,
+        progress: Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Transcript, ProcessorError>;
+}
