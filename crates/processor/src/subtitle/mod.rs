@@ -192,8 +192,16 @@ fn fmt_time(ms: i64, sep: char) -> String {
 /// Cleans one cue's text for output: trims lines, drops blank lines (a blank line ends a cue in
 /// both formats) and defuses `-->`.
 fn clean_text(text: &str) -> String {
+    let defuse = |l: &str| {
+        let mut l = l.to_owned();
+        // "--->" becomes "-->" after one pass: repeat until none is left.
+        while l.contains("-->") {
+            l = l.replace("-->", "->");
+        }
+        l
+    };
     text.split('\n')
-        .map(|l| l.trim().replace("-->", "->"))
+        .map(|l| defuse(l.trim()))
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("\n")
@@ -341,6 +349,18 @@ mod tests {
         );
         assert_eq!(s[1].text, "b\nc -> d");
         assert_eq!((s[1].start_ms, s[1].end_ms), (5000, 9000));
+    }
+
+    #[test]
+    fn arrows_in_text_are_defused_completely() {
+        let c = vec![Cue {
+            start_ms: 0,
+            end_ms: 1000,
+            text: "a ----> b --->".into(),
+        }];
+        let s = sanitize(&c);
+        assert!(!s[0].text.contains("-->"));
+        assert_eq!(parse_srt(&to_srt(&s)).unwrap(), s);
     }
 
     #[test]

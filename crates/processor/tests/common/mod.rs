@@ -1,5 +1,8 @@
-//! Test media made on the spot with GStreamer test sources and espeak-ng (no downloads).
+//! Test media made on the spot with GStreamer test sources and espeak-ng (no downloads), and
+//! the scripted OpenAI-compatible server.
 #![allow(dead_code, clippy::unwrap_used)]
+
+pub mod llm_stub;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,365 @@
+//! Remote transcription through an OpenAI-compatible `/v1/audio/transcriptions` endpoint.
+//!
+//! The media is decoded locally (GStreamer, 16 kHz mono) and sent as WAV chunks of at most
+//! ten minutes (cut at the quietest moment near each boundary), with `verbose_json` so the
+//! segments' times come back; we build subtitles from them ourselves. The response is read
+//! leniently: local servers often omit fields the typed API requires.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::types::audio::{
+    AudioInput, AudioResponseFormat, CreateTranscriptionRequest, TimestampGranularity,
+};
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::http::map_openai_error;
+use super::{RetryPolicy, make_client};
+use crate::media::AudioDecoder;
+use crate::progress::{ProcessorError, Progress, scaled};
+use crate::subtitle::{Segment, Word};
+use crate::transcribe::{TranscribeOptions, Transcriber, Transcript};
+
+/// Settings of the remote backend.
+#[derive(Clone)]
+pub struct RemoteTranscriberConfig {
+    /// Base URL including `/v1`.
+    pub base_url: String,
+    /// API key, if needed.
+    pub api_key: Option<String>,
+    /// Model name sent with each request (default `whisper-1`).
+    pub model: String,
+    /// Per-request timeout (default 10 min).
+    pub timeout: Duration,
+    /// Requests in flight at once (default 4).
+    pub max_concurrency: usize,
+    /// Longest audio chunk per request (default 600 s).
+    pub chunk_secs: u32,
+}
+
+impl std::fmt::Debug for RemoteTranscriberConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTranscriberConfig")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteTranscriberConfig {
+    /// Defaults for an endpoint.
+    pub fn new(base_url: &str, api_key: Option<String>) -> Self {
+        RemoteTranscriberConfig {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            model: "whisper-1".into(),
+            timeout: Duration::from_secs(600),
+            max_concurrency: 4,
+            chunk_secs: 600,
+        }
+    }
+}
+
+/// [`Transcriber`] on a remote OpenAI-compatible service.
+pub struct RemoteTranscriber {
+    client: Client<OpenAIConfig>,
+    cfg: RemoteTranscriberConfig,
+    decoder: Arc<dyn AudioDecoder>,
+    permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for RemoteTranscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteTranscriber")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Verbose {
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    segments: Option<Vec<VSegment>>,
+    #[serde(default)]
+    words: Option<Vec<VWord>>,
+}
+
+#[derive(Deserialize)]
+struct VSegment {
+    #[serde(default)]
+    start: f64,
+    #[serde(default)]
+    end: f64,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct VWord {
+    #[serde(default)]
+    word: String,
+    #[serde(default)]
+    start: f64,
+    #[serde(default)]
+    end: f64,
+}
+
+/// 16-bit PCM WAV of 16 kHz mono samples.
+fn wav_bytes(samples: &[f32]) -> Vec<u8> {
+    let data_len = u32::try_from(samples.len() * 2).unwrap_or(u32::MAX);
+    let mut b = Vec::with_capacity(44 + samples.len() * 2);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&16_000u32.to_le_bytes());
+    b.extend_from_slice(&32_000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        let v = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+/// Chunk boundaries (sample indices): at most `max` samples each, cut at the quietest 0.5 s
+/// within the last 30 s before each limit.
+fn chunk_bounds(samples: &[f32], max: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let win = 8_000; // 0.5 s
+    while samples.len() - start > max {
+        let limit = start + max;
+        // Look back at most 30 s (and at most half a chunk), preferring later cuts on ties.
+        let search_from = limit
+            .saturating_sub((30 * 16_000).min(max / 2))
+            .max(start + win);
+        let mut best = limit;
+        let mut best_energy = f32::MAX;
+        let mut i = search_from;
+        while i + win <= limit {
+            let e: f32 = samples[i..i + win].iter().map(|s| s * s).sum();
+            if e <= best_energy {
+                best_energy = e;
+                best = i + win / 2;
+            }
+            i += win / 2;
+        }
+        out.push((start, best));
+        start = best;
+    }
+    out.push((start, samples.len()));
+    out
+}
+
+impl RemoteTranscriber {
+    /// A remote transcriber decoding media with `decoder`.
+    pub fn new(
+        cfg: RemoteTranscriberConfig,
+        decoder: Arc<dyn AudioDecoder>,
+    ) -> Result<Self, ProcessorError> {
+        if !(cfg.base_url.starts_with("http://") || cfg.base_url.starts_with("https://")) {
+            return Err(ProcessorError::Validation(format!(
+                "remote transcription base URL '{}' must start with http:// or https://",
+                cfg.base_url
+            )));
+        }
+        let client = make_client(
+            &cfg.base_url,
+            cfg.api_key.as_deref(),
+            cfg.timeout,
+            RetryPolicy::default(),
+        )?;
+        Ok(RemoteTranscriber {
+            client,
+            permits: Arc::new(Semaphore::new(cfg.max_concurrency.max(1))),
+            cfg,
+            decoder,
+        })
+    }
+
+    async fn one_chunk(
+        &self,
+        samples: &[f32],
+        offset_ms: i64,
+        opts: &TranscribeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<(Option<String>, Vec<Segment>), ProcessorError> {
+        let mut granularities = vec![TimestampGranularity::Segment];
+        if opts.word_timestamps {
+            granularities.push(TimestampGranularity::Word);
+        }
+        let request = CreateTranscriptionRequest {
+            file: AudioInput::from_vec_u8("audio.wav".into(), wav_bytes(samples)),
+            model: self.cfg.model.clone(),
+            language: opts.forced_language().map(str::to_owned),
+            prompt: opts.initial_prompt.clone().filter(|p| !p.is_empty()),
+            response_format: Some(AudioResponseFormat::VerboseJson),
+            temperature: opts.temperature,
+            timestamp_granularities: Some(granularities),
+            ..Default::default()
+        };
+        let _permit = tokio::select! {
+            p = self.permits.clone().acquire_owned() => p.map_err(|_| ProcessorError::Internal("closed".into()))?,
+            _ = cancel.cancelled() => return Err(ProcessorError::Cancelled),
+        };
+        let audio = self.client.audio();
+        let transcription = audio.transcription();
+        let resp: Verbose = tokio::select! {
+            r = transcription.create_verbose_json_byot(request) => r.map_err(|e| {
+                match map_openai_error(e) {
+                    ProcessorError::LlmRequest(m) => ProcessorError::Transcription(format!("remote transcription failed: {m}")),
+                    other => other,
+                }
+            })?,
+            _ = cancel.cancelled() => return Err(ProcessorError::Cancelled),
+        };
+        let segs = resp.segments.ok_or_else(|| {
+            ProcessorError::Transcription(
+                "the transcription server returned no segments (it must support response_format=verbose_json)".into(),
+            )
+        })?;
+        let ms = |s: f64| offset_ms + (s.max(0.0) * 1000.0).round() as i64;
+        let words: Vec<Word> = resp
+            .words
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| Word {
+                text: w.word.trim().to_owned(),
+                start_ms: ms(w.start),
+                end_ms: ms(w.end.max(w.start)),
+            })
+            .filter(|w| !w.text.is_empty())
+            .collect();
+        let segments = segs
+            .into_iter()
+            .map(|s| {
+                let (start_ms, end_ms) = (ms(s.start), ms(s.end.max(s.start)));
+                Segment {
+                    start_ms,
+                    end_ms,
+                    text: s.text.trim().to_owned(),
+                    words: words
+                        .iter()
+                        .filter(|w| w.start_ms >= start_ms && w.start_ms < end_ms.max(start_ms + 1))
+                        .cloned()
+                        .collect(),
+                }
+            })
+            .filter(|s| !s.text.is_empty())
+            .collect();
+        Ok((resp.language, segments))
+    }
+}
+
+#[async_trait]
+impl Transcriber for RemoteTranscriber {
+    fn name(&self) -> &str {
+        "remote"
+    }
+
+    fn validate(&self, opts: &TranscribeOptions) -> Result<(), ProcessorError> {
+        opts.validate_common()?;
+        let unsupported = [
+            (opts.beam_size.is_some(), "beam_size"),
+            (opts.best_of.is_some(), "best_of"),
+            (opts.no_speech_threshold.is_some(), "no_speech_threshold"),
+            (opts.translate, "translate"),
+        ];
+        if let Some((_, name)) = unsupported.iter().find(|(set, _)| *set) {
+            return Err(ProcessorError::Validation(format!(
+                "{name} is not supported by the remote transcription backend"
+            )));
+        }
+        Ok(())
+    }
+
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    async fn transcribe(
+        &self,
+        media: &Path,
+        opts: &TranscribeOptions,
+        progress: Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Transcript, ProcessorError> {
+        self.validate(opts)?;
+        let audio = self
+            .decoder
+            .decode(media, scaled(progress.clone(), 0.0, 0.2), cancel)
+            .await?;
+        let max = usize::try_from(self.cfg.chunk_secs.max(30)).unwrap_or(600) * 16_000;
+        let bounds = chunk_bounds(&audio.samples, max);
+        let n = bounds.len();
+        let mut segments = Vec::new();
+        let mut language = None;
+        for (i, (a, b)) in bounds.into_iter().enumerate() {
+            let offset_ms = (a as i64) * 1000 / 16_000;
+            let (lang, segs) = self
+                .one_chunk(&audio.samples[a..b], offset_ms, opts, cancel)
+                .await?;
+            language = language.or(lang);
+            segments.extend(segs);
+            progress.report(0.2 + 0.8 * (i + 1) as f64 / n as f64, "transcribing");
+        }
+        let language = opts
+            .forced_language()
+            .map(str::to_owned)
+            .or(language)
+            .map(|l| l.to_lowercase())
+            .unwrap_or_else(|| "unknown".into());
+        let text = Transcript::join_text(&segments);
+        Ok(Transcript {
+            language,
+            segments,
+            text,
+            duration_ms: audio.duration_ms(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cut_in_silence() {
+        // 25 s of tone with a silent gap at 18-19 s; chunks of at most 20 s.
+        let mut s: Vec<f32> = (0..25 * 16_000)
+            .map(|i| (i as f32 * 0.05).sin() * 0.5)
+            .collect();
+        for v in &mut s[18 * 16_000..19 * 16_000] {
+            *v = 0.0;
+        }
+        let b = chunk_bounds(&s, 20 * 16_000);
+        assert_eq!(b.len(), 2);
+        let cut = b[0].1;
+        assert!((18 * 16_000..19 * 16_000).contains(&cut), "cut at {cut}");
+        assert_eq!(b[1], (cut, s.len()));
+        assert_eq!(chunk_bounds(&s[..100], 20 * 16_000), vec![(0, 100)]);
+    }
+
+    #[test]
+    fn wav_header() {
+        let w = wav_bytes(&[0.0, 1.0, -1.0]);
+        assert_eq!(&w[..4], b"RIFF");
+        assert_eq!(w.len(), 44 + 6);
+        assert_eq!(i16::from_le_bytes([w[46], w[47]]), 32767);
+    }
+}
