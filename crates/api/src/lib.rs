@@ -1,1 +1,192 @@
-//! api (work in progress).
+//! # api
+//!
+//! The HTTP API of mediajobs (DESIGN §6): axum's router on hyper with tower layers, request
+//! validation, the error envelope on every error, profile isolation and optional bearer
+//! tokens, streamed uploads and ranged downloads, SSE job events, Prometheus metrics, the
+//! OpenAPI document, and — in [`glue`] — the job handlers that run processor operations on
+//! stored files.
+//!
+//! ```no_run
+//! # async fn demo(state: api::AppState) -> std::io::Result<()> {
+//! let app = api::router(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod error;
+mod files;
+pub mod glue;
+mod jobs;
+mod metrics;
+mod openapi;
+mod storage;
+mod validate;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jobs_core::QueueManager;
+use persistence::FileRecord;
+use processor::transcribe::TranscribeOptions;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use auth::{Profile, TokenRule, parse_tokens};
+pub use error::{ApiError, ApiResult};
+pub use glue::{Services, register_handlers};
+pub use metrics::Metrics;
+pub use openapi::ApiDoc;
+pub use storage::{MediaStore, content_type_for, sanitize_name};
+pub use validate::Op;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest upload (default 2 GiB).
+    pub max_upload_bytes: u64,
+    /// Bearer tokens; empty means no authentication.
+    pub tokens: Vec<TokenRule>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_upload_bytes: 2 << 30,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// Database, media, processors.
+    pub services: Arc<Services>,
+    /// The queue.
+    pub manager: Arc<QueueManager>,
+    /// HTTP settings.
+    pub config: Arc<ApiConfig>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Fires when the server shuts down: event streams end so the HTTP server can drain.
+    pub shutdown: jobs_core::CancellationToken,
+}
+
+impl validate::Capabilities for AppState {
+    fn check_transcribe(&self, opts: &TranscribeOptions) -> Result<(), ApiError> {
+        match &self.services.transcriber {
+            Ok(t) => t.validate(opts).map_err(ApiError::from),
+            Err(why) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "WhisperUnavailable",
+                why.clone(),
+            )),
+        }
+    }
+
+    fn check_model(&self, selector: &str) -> Result<(), ApiError> {
+        self.services
+            .refiner
+            .validate_model(selector)
+            .map_err(ApiError::from)
+    }
+}
+
+impl AppState {
+    /// `fix_srt` inputs must parse as SRT/VTT (checked at submission).
+    async fn check_subtitle_parses(&self, f: &FileRecord) -> Result<(), ApiError> {
+        let path = self
+            .services
+            .media
+            .path(&f.storage_key)
+            .ok_or_else(|| ApiError::storage("bad storage key"))?;
+        let bytes = tokio::fs::read(&path).await.map_err(ApiError::storage)?;
+        processor::subtitle::parse_any(&String::from_utf8_lossy(&bytes))
+            .map(|_| ())
+            .map_err(|e| {
+                ApiError::validation(format!("file {} is not a valid SRT/VTT file: {e}", f.id))
+            })
+    }
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, description = "`{\"status\":\"ok\"}`")))]
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics_endpoint(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let text = st.metrics.render(&st).await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "method not allowed on this route",
+    )
+}
+
+/// The router of DESIGN §6.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_endpoint))
+        .route("/openapi.json", get(openapi_json))
+        .route(
+            "/profiles/files",
+            post(files::upload)
+                .layer(DefaultBodyLimit::disable())
+                .get(files::list_files),
+        )
+        .route(
+            "/profiles/files/{id}",
+            get(files::get_file).delete(files::delete_file),
+        )
+        .route("/profiles/files/{id}/content", get(files::file_content))
+        .route("/profiles/transcripts", get(files::list_transcripts))
+        .route(
+            "/profiles/transcripts/{id}",
+            get(files::get_transcript).delete(files::delete_transcript),
+        )
+        .route("/jobs", post(jobs::submit).get(jobs::list))
+        .route("/jobs/batch", post(jobs::submit_batch))
+        .route("/jobs/events", get(jobs::profile_events))
+        .route("/jobs/{id}", get(jobs::get).delete(jobs::delete))
+        .route("/jobs/{id}/children", get(jobs::children))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/retry", post(jobs::retry))
+        .route("/jobs/{id}/events", get(jobs::job_events))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(1 << 20))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -38,4 +38,4 @@ pub mod types;
 pub use db::{Backend, ConnectOptions, Database};
 pub use error::DbError;
 pub use models::{FileKind, FileOrigin, FileRecord, TranscriptRecord};
-pub use repos::{FileDeletion, valid_profile_id};
+pub use repos::{FileDeletion, JobCount, valid_profile_id};

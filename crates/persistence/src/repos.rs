@@ -29,6 +29,19 @@ pub fn valid_profile_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// How many jobs have a type, lane and status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCount {
+    /// Job type.
+    pub job_type: String,
+    /// Lane.
+    pub lane: String,
+    /// Status name.
+    pub status: String,
+    /// Number of jobs.
+    pub count: i64,
+}
+
 /// What deleting a file removed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileDeletion {
@@ -178,6 +191,26 @@ impl Database {
             })
             .await
         })
+    }
+
+    /// Number of jobs per (type, lane, status), for metrics.
+    pub async fn job_counts(&self) -> Result<Vec<JobCount>, DbError> {
+        let rows: Vec<(String, String, String, i64)> = on_conn!(self, c => {
+            jobs::table
+                .group_by((jobs::job_type, jobs::lane, jobs::status))
+                .select((jobs::job_type, jobs::lane, jobs::status, diesel::dsl::count_star()))
+                .load(c)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(job_type, lane, status, count)| JobCount {
+                job_type,
+                lane,
+                status,
+                count,
+            })
+            .collect())
     }
 
     /// Stores a transcript.

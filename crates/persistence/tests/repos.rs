@@ -170,6 +170,19 @@ async fn exercise(db: Database) {
     assert_eq!(t_now.file_id, None);
     assert_eq!(t_now.text, "hello world");
 
+    let counts = db.job_counts().await.unwrap();
+    let running: i64 = counts
+        .iter()
+        .filter(|c| c.status == "running")
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(running, 1);
+    assert!(
+        counts
+            .iter()
+            .any(|c| c.job_type == "batch_transcribe" && c.lane == "io" && c.count == 1)
+    );
+
     // Transcripts are profile-scoped.
     assert!(db.get_transcript("bob", t.id).await.unwrap().is_none());
     assert_eq!(db.list_transcripts("alice").await.unwrap().len(), 1);

@@ -246,7 +246,8 @@ pub fn sanitize(cues: &[Cue]) -> Vec<Cue> {
     let mut v: Vec<Cue> = cues
         .iter()
         .map(|c| Cue {
-            start_ms: c.start_ms.clamp(0, MAX_MS),
+            // Keep every time parseable: starts below the 100 h limit, ends at most at it.
+            start_ms: c.start_ms.clamp(0, MAX_MS - 1),
             end_ms: c.end_ms.clamp(0, MAX_MS),
             text: clean_text(&c.text),
         })
@@ -263,7 +264,7 @@ pub fn sanitize(cues: &[Cue]) -> Vec<Cue> {
         }
         let next_start = v.get(i + 1).map(|x| x.start_ms);
         if c.end_ms <= c.start_ms {
-            c.end_ms = c.start_ms + 1000;
+            c.end_ms = (c.start_ms + 1000).min(MAX_MS);
         }
         if let Some(ns) = next_start {
             if c.end_ms > ns {
@@ -360,6 +361,18 @@ mod tests {
         }];
         let s = sanitize(&c);
         assert!(!s[0].text.contains("-->"));
+        assert_eq!(parse_srt(&to_srt(&s)).unwrap(), s);
+    }
+
+    #[test]
+    fn times_at_the_limit_stay_parseable() {
+        let c = vec![Cue {
+            start_ms: MAX_MS,
+            end_ms: MAX_MS,
+            text: "late".into(),
+        }];
+        let s = sanitize(&c);
+        assert!(s[0].start_ms < s[0].end_ms && s[0].end_ms <= MAX_MS);
         assert_eq!(parse_srt(&to_srt(&s)).unwrap(), s);
     }
 

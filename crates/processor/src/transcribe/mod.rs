@@ -44,6 +44,10 @@ pub struct TranscribeOptions {
     /// Include word timings in the result.
     #[serde(default)]
     pub word_timestamps: bool,
+    /// Clean the audio first (remove rumble and DC offset, normalize the level); `transcribe`
+    /// only.
+    #[serde(default)]
+    pub clean_audio: bool,
 }
 
 impl TranscribeOptions {

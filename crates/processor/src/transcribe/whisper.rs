@@ -338,10 +338,13 @@ impl Transcriber for WhisperTranscriber {
         cancel: &CancellationToken,
     ) -> Result<Transcript, ProcessorError> {
         self.validate(opts)?;
-        let audio = self
+        let mut audio = self
             .decoder
             .decode(media, scaled(progress.clone(), 0.0, 0.1), cancel)
             .await?;
+        if opts.clean_audio {
+            crate::media::clean_speech(&mut audio.samples);
+        }
         self.transcribe_samples(audio.samples, opts, scaled(progress, 0.1, 1.0), cancel)
             .await
     }

@@ -1,0 +1,420 @@
+//! `/profiles/files` and `/profiles/transcripts`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::StreamExt;
+use persistence::{FileKind, FileOrigin, FileRecord};
+use processor::media::MediaKind;
+use processor::subtitle::parse_any;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tower::ServiceExt;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Profile;
+use crate::error::{ApiError, ApiResult};
+use crate::storage::{MediaStore, content_type_for, sanitize_name};
+use crate::views::{FileDeleted, FileView, TranscriptView};
+
+/// Query of `POST /profiles/files`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// Expected kind: `video`, `audio` or `subtitle` (checked against the content).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// A folder label (1–128 printable characters).
+    pub folder: Option<String>,
+}
+
+fn bad_upload(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "MediaDecode", msg)
+}
+
+fn file_name_header(headers: &HeaderMap) -> Result<String, ApiError> {
+    let raw = headers
+        .get("x-file-name")
+        .ok_or_else(|| ApiError::validation("the X-File-Name header is required"))?;
+    let text = String::from_utf8_lossy(raw.as_bytes());
+    // Percent-encoded names (for non-ASCII) are accepted too.
+    let decoded = percent_decode(&text);
+    sanitize_name(&decoded)
+        .ok_or_else(|| ApiError::validation("X-File-Name is empty after sanitizing"))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn check_folder(f: Option<String>) -> Result<Option<String>, ApiError> {
+    match f {
+        None => Ok(None),
+        Some(f) => {
+            let f = f.trim().to_owned();
+            if f.is_empty() || f.chars().count() > 128 || f.chars().any(char::is_control) {
+                return Err(ApiError::validation(
+                    "folder must be 1-128 printable characters",
+                ));
+            }
+            Ok(Some(f))
+        }
+    }
+}
+
+/// Uploads a file: the raw body, streamed to disk (never held in memory), hashed on the way.
+#[utoipa::path(
+    post, path = "/profiles/files", tag = "files",
+    params(UploadQuery, ("X-Profile-ID" = String, Header, description = "Profile"), ("X-File-Name" = String, Header, description = "File name")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = FileView), (status = 413, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope))
+)]
+pub async fn upload(
+    State(st): State<AppState>,
+    Profile(profile): Profile,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<FileView>)> {
+    let Query(q) = query?;
+    let name = file_name_header(&headers)?;
+    let folder = check_folder(q.folder)?;
+    let want = match q.kind.as_deref() {
+        None => None,
+        Some("video") => Some(FileKind::Video),
+        Some("audio") => Some(FileKind::Audio),
+        Some("subtitle") => Some(FileKind::Subtitle),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "type must be video, audio or subtitle, got '{other}'"
+            )));
+        }
+    };
+    let max = st.config.max_upload_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("uploads are limited to {max} bytes"),
+        )
+    };
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > max
+    {
+        return Err(too_large());
+    }
+    let media = &st.services.media;
+    let tmp = media.temp();
+    let mut file = tokio::fs::File::create(tmp.path())
+        .await
+        .map_err(ApiError::storage)?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::validation("the upload was interrupted"))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(too_large());
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(ApiError::storage)?;
+    }
+    file.flush().await.map_err(ApiError::storage)?;
+    file.sync_data().await.map_err(ApiError::storage)?;
+    drop(file);
+    if size == 0 {
+        return Err(bad_upload("the file is empty"));
+    }
+
+    // What is it? Subtitles by name or content; everything else must be readable media.
+    let lower = name.to_ascii_lowercase();
+    let looks_subtitle = lower.ends_with(".srt") || lower.ends_with(".vtt");
+    let mut kind = None;
+    let mut duration_ms = None;
+    if looks_subtitle || size <= 4 << 20 {
+        if let Ok(bytes) = tokio::fs::read(tmp.path()).await
+            && let Ok(text) = std::str::from_utf8(&bytes)
+            && parse_any(text).is_ok()
+        {
+            kind = Some(FileKind::Subtitle);
+        }
+        if looks_subtitle && kind.is_none() {
+            return Err(bad_upload(
+                "the file is named like subtitles but is not a valid SRT/VTT file",
+            ));
+        }
+    }
+    if kind.is_none() {
+        let info = st.services.probe.probe(tmp.path()).await.map_err(|e| {
+            bad_upload(&format!(
+                "not a readable audio, video or subtitle file: {e}"
+            ))
+        })?;
+        kind = Some(match info.kind {
+            MediaKind::Video => FileKind::Video,
+            MediaKind::Audio => FileKind::Audio,
+        });
+        duration_ms = info.duration_ms;
+    }
+    let kind = kind.ok_or_else(|| bad_upload("unknown file type"))?;
+    if let Some(w) = want
+        && w != kind
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "WrongFileKind",
+            format!(
+                "type={} was asked for, but the file is {}",
+                w.as_str(),
+                kind.as_str()
+            ),
+        ));
+    }
+    let id = Uuid::now_v7();
+    let key = MediaStore::key_for(id);
+    media.commit(tmp, &key).await.map_err(ApiError::storage)?;
+    let content_type = content_type_for(&name).map(str::to_owned).or_else(|| {
+        Some(match kind {
+            FileKind::Subtitle => "application/x-subrip".into(),
+            _ => "application/octet-stream".into(),
+        })
+    });
+    let rec = FileRecord {
+        id,
+        profile_id: profile,
+        name,
+        kind,
+        content_type,
+        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+        sha256: hex::encode(hasher.finalize()),
+        duration_ms,
+        source_file_id: None,
+        origin: FileOrigin::Uploaded,
+        folder,
+        storage_key: key.clone(),
+        created_at: Utc::now(),
+    };
+    let rec = match st.services.db.insert_file(&rec).await {
+        Ok(r) => r,
+        Err(e) => {
+            media.remove(&key).await;
+            return Err(e.into());
+        }
+    };
+    st.metrics.uploads.inc();
+    Ok((StatusCode::CREATED, Json(FileView::from(&rec))))
+}
+
+/// The profile's files, newest first.
+#[utoipa::path(get, path = "/profiles/files", tag = "files",
+    params(("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, body = Vec<FileView>)))]
+pub async fn list_files(
+    State(st): State<AppState>,
+    Profile(p): Profile,
+) -> ApiResult<Json<Vec<FileView>>> {
+    let files = st.services.db.list_files(&p).await?;
+    Ok(Json(files.iter().map(FileView::from).collect()))
+}
+
+async fn find_file(st: &AppState, profile: &str, id: Uuid) -> ApiResult<FileRecord> {
+    st.services
+        .db
+        .get_file(profile, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("file {id}")))
+}
+
+/// One file.
+#[utoipa::path(get, path = "/profiles/files/{id}", tag = "files",
+    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, body = FileView), (status = 404, body = crate::views::ErrorEnvelope)))]
+pub async fn get_file(
+    State(st): State<AppState>,
+    Profile(p): Profile,
+    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<Json<FileView>> {
+    let Path(id) = path?;
+    Ok(Json(FileView::from(&find_file(&st, &p, id).await?)))
+}
+
+fn disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The file's bytes, streamed, with `Range` support.
+#[utoipa::path(get, path = "/profiles/files/{id}/content", tag = "files",
+    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, description = "The bytes"), (status = 206, description = "A range of the bytes"), (status = 404, body = crate::views::ErrorEnvelope)))]
+pub async fn file_content(
+    State(st): State<AppState>,
+    Profile(p): Profile,
+    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    req: Request,
+) -> ApiResult<Response> {
+    let Path(id) = path?;
+    let rec = find_file(&st, &p, id).await?;
+    let file_path = st
+        .services
+        .media
+        .path(&rec.storage_key)
+        .ok_or_else(|| ApiError::storage("bad storage key"))?;
+    if !file_path.is_file() {
+        return Err(ApiError::storage(format!(
+            "missing media file {}",
+            file_path.display()
+        )));
+    }
+    let resp = tower_http::services::ServeFile::new(&file_path)
+        .oneshot(req)
+        .await
+        .map_err(ApiError::internal)?;
+    let (mut parts, body) = resp.into_parts();
+    if parts.status.is_success() {
+        let ct = rec
+            .content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream");
+        if let Ok(v) = HeaderValue::from_str(ct) {
+            parts.headers.insert(header::CONTENT_TYPE, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&disposition(&rec.name)) {
+            parts.headers.insert(header::CONTENT_DISPOSITION, v);
+        }
+        parts
+            .headers
+            .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    } else if parts.status == StatusCode::RANGE_NOT_SATISFIABLE {
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "ValidationError",
+            "the requested range is not satisfiable",
+        ));
+    }
+    Ok(Response::from_parts(parts, Body::new(body)).into_response())
+}
+
+/// Deletes a file and the jobs that use it; `409` while a running job uses it.
+#[utoipa::path(delete, path = "/profiles/files/{id}", tag = "files",
+    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, body = FileDeleted), (status = 404, body = crate::views::ErrorEnvelope), (status = 409, body = crate::views::ErrorEnvelope)))]
+pub async fn delete_file(
+    State(st): State<AppState>,
+    Profile(p): Profile,
+    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<Json<FileDeleted>> {
+    let Path(id) = path?;
+    let del = st.services.db.delete_file(&p, id).await?;
+    st.services.media.remove(&del.file.storage_key).await;
+    Ok(Json(FileDeleted {
+        success: true,
+        deleted_job_ids: del.deleted_job_ids,
+    }))
+}
+
+/// The profile's transcripts, newest first.
+#[utoipa::path(get, path = "/profiles/transcripts", tag = "transcripts",
+    params(("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, body = Vec<TranscriptView>)))]
+pub async fn list_transcripts(
+    State(st): State<AppState>,
+    Profile(p): Profile,
+) -> ApiResult<Json<Vec<TranscriptView>>> {
+    let list = st.services.db.list_transcripts(&p).await?;
+    Ok(Json(list.iter().map(TranscriptView::from).collect()))
+}
+
+/// One transcript.
+#[utoipa::path(get, path = "/profiles/transcripts/{id}", tag = "transcripts",
+    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, body = TranscriptView), (status = 404, body = crate::views::ErrorEnvelope)))]
+pub async fn get_transcript(
+    State(st): State<AppState>,
+    Profile(p): Profile,
+    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<Json<TranscriptView>> {
+    let Path(id) = path?;
+    let t = st
+        .services
+        .db
+        .get_transcript(&p, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("transcript {id}")))?;
+    Ok(Json(TranscriptView::from(&t)))
+}
+
+/// Deletes a transcript.
+#[utoipa::path(delete, path = "/profiles/transcripts/{id}", tag = "transcripts",
+    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, description = "Deleted"), (status = 404, body = crate::views::ErrorEnvelope)))]
+pub async fn delete_transcript(
+    State(st): State<AppState>,
+    Profile(p): Profile,
+    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(id) = path?;
+    st.services.db.delete_transcript(&p, id).await?;
+    Ok(Json(serde_json::json!({ "success": true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_dispositions() {
+        assert_eq!(percent_decode("caf%C3%A9.mp4"), "café.mp4");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(
+            disposition("a\"b.srt"),
+            "attachment; filename=\"a_b.srt\"; filename*=UTF-8''a%22b.srt"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! `GET /openapi.json`, generated from the handlers and types by utoipa.
+
+use utoipa::OpenApi;
+
+use crate::validate::{SubmitBatch, SubmitJob};
+use crate::views::{ErrorBody, ErrorEnvelope, FileDeleted, FileView, JobView, TranscriptView};
+use crate::{files, jobs};
+
+/// The OpenAPI document of the HTTP API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "mediajobs", description = "Long-running media jobs: transcription, SRT generation, MP4 conversion, LLM subtitle fixing."),
+    paths(
+        crate::health,
+        files::upload, files::list_files, files::get_file, files::file_content, files::delete_file,
+        files::list_transcripts, files::get_transcript, files::delete_transcript,
+        jobs::submit, jobs::submit_batch, jobs::list, jobs::get, jobs::children, jobs::cancel,
+        jobs::retry, jobs::delete, jobs::job_events, jobs::profile_events,
+    ),
+    components(schemas(FileView, JobView, TranscriptView, FileDeleted, ErrorEnvelope, ErrorBody, SubmitJob, SubmitBatch)),
+    tags((name = "files"), (name = "transcripts"), (name = "jobs"))
+)]
+pub struct ApiDoc;
