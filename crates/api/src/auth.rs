@@ -37,7 +37,7 @@ impl TokenRule {
 /// Parses `token=alice,bob;token2=*` (the `API_TOKENS` setting).
 ///
 /// ```
-/// let rules = api::parse_tokens("s3cret=alice,bob; admin=*").unwrap();
+/// let rules = api::parse_tokens("s3cret-token=alice,bob; admin-token=*").unwrap();
 /// assert_eq!(rules.len(), 2);
 /// assert!(api::parse_tokens("missing-profiles").is_err());
 /// ```
