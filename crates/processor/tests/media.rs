@@ -123,6 +123,30 @@ async fn broken_inputs_fail_fast_with_media_decode() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_shorter_than_video_is_not_taken_for_truncation() {
+    // A screen recording whose microphone track stops early: 8 s of video, 3 s of audio.
+    // The container declares 8 s; only 3 s of audio exist, and that is a whole file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short-audio.mkv");
+    common::gst_launch(&format!(
+        "videotestsrc num-buffers=240 ! video/x-raw,width=320,height=240,framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc speed-preset=ultrafast ! h264parse ! queue ! matroskamux name=m ! filesink location={} audiotestsrc num-buffers=30 samplesperbuffer=4800 ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac ! queue ! m.",
+        path.display()
+    ));
+    let g = gst();
+    let info = g.probe(&path).await.unwrap();
+    assert!((info.duration_ms.unwrap() - 8000).abs() <= 100, "{info:?}");
+    let audio = g
+        .decode(&path, no_progress(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert!(
+        (audio.duration_ms() - 3000).abs() <= 100,
+        "decoded {} ms of audio",
+        audio.duration_ms()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decode_stops_within_a_second_of_cancel() {
     let dir = tempfile::tempdir().unwrap();
     // Ten minutes of Opus noise: about a second of decoding, so the cancel lands mid-way.

@@ -151,7 +151,10 @@ fn expose_non_audio(src: &gst::Element) {
     });
 }
 
-fn add_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) {
+/// Links a pad we do not decode to a fakesink; with `end_ns`, records the end time of the
+/// stream's last buffer (so a file whose audio is shorter than its video is not taken for a
+/// truncated one).
+fn add_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad, end_ns: Option<Arc<AtomicU64>>) {
     let Ok(fs) = gst::ElementFactory::make("fakesink")
         .property("sync", false)
         .property("async", false)
@@ -162,6 +165,17 @@ fn add_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad) {
     if pipeline.add(&fs).is_ok() {
         let _ = fs.sync_state_with_parent();
         if let Some(sink) = fs.static_pad("sink") {
+            if let Some(end_ns) = end_ns {
+                sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+                        && let Some(pts) = b.pts()
+                    {
+                        let end = pts.nseconds() + b.duration().map_or(0, |d| d.nseconds());
+                        end_ns.fetch_max(end, Ordering::Relaxed);
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+            }
             let _ = pad.link(&sink);
         }
     }
@@ -428,8 +442,10 @@ impl AudioDecoder for Gst {
         expose_non_audio(&src);
 
         let linked = Arc::new(AtomicBool::new(false));
+        let other_end_ns = Arc::new(AtomicU64::new(0));
         {
             let linked = linked.clone();
+            let other_end_ns = other_end_ns.clone();
             let conv = conv.downgrade();
             let pipe = pipeline.downgrade();
             src.connect_pad_added(move |_, pad| {
@@ -443,7 +459,7 @@ impl AudioDecoder for Gst {
                         let _ = pad.link(&sink);
                     }
                 } else {
-                    add_fakesink(&pipe, pad);
+                    add_fakesink(&pipe, pad, Some(other_end_ns.clone()));
                 }
             });
         }
@@ -512,7 +528,10 @@ impl AudioDecoder for Gst {
             ));
         }
         if let Some(total) = info.duration_ms.filter(|d| *d >= 1000) {
-            let got = audio.duration_ms();
+            // The longest stream we saw end: decoded audio, or the undecoded video.
+            let other_ms =
+                i64::try_from(other_end_ns.load(Ordering::Relaxed) / 1_000_000).unwrap_or(0);
+            let got = audio.duration_ms().max(other_ms);
             if (got as f64) < total as f64 * self.cfg.min_decoded_ratio - 100.0 {
                 return Err(ProcessorError::MediaDecode(format!(
                     "the file is truncated: decoded {got} ms of the {total} ms it declares"
@@ -642,7 +661,7 @@ impl Converter for Gst {
                     }
                 };
                 let Some(chain) = chain else {
-                    add_fakesink(&pipe, pad);
+                    add_fakesink(&pipe, pad, None);
                     return;
                 };
                 let ok = (|| -> Result<(), String> {
