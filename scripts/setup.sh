@@ -15,8 +15,9 @@ packages=(pkg-config build-essential ca-certificates cmake libclang-dev
           gstreamer1.0-plugins-ugly gstreamer1.0-libav
           python3 python3-pip)
 if [ "${1:-}" = "--test" ]; then
-  # Tests: a real PostgreSQL; gst-launch, espeak-ng and ffprobe to make and check media.
-  packages+=(postgresql postgresql-client gstreamer1.0-tools espeak-ng ffmpeg)
+  # Tests: a real PostgreSQL; gst-launch, espeak-ng and ffprobe to make and check media; curl
+  # for the llama-server health check.
+  packages+=(postgresql postgresql-client gstreamer1.0-tools espeak-ng ffmpeg curl)
 fi
 
 missing=()

