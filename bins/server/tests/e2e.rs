@@ -140,6 +140,29 @@ async fn full_flow(database_url: Option<&str>) {
         "same cue count"
     );
 
+    // A model that answers prose: the job fails with LLMOutputInvalid, records what the
+    // rejected answers cost, and saves nothing.
+    let (_, before) = s.get("/profiles/files", P).await;
+    let j = s.submit(P, json!({"type": "fix_srt", "file_id": srt_id, "model": "stub:tiny", "sys_msg": "Answer in PROSE."})).await;
+    let done = s.wait(P, &id(&j), MIN).await;
+    assert_eq!(
+        (done["status"].as_str(), done["error_code"].as_str()),
+        (Some("failed"), Some("LLMOutputInvalid")),
+        "{done}"
+    );
+    let usage = &done["error_details"]["usage"];
+    assert!(usage["requests"].as_u64().unwrap() >= 2, "{done}");
+    assert_eq!(usage["invalid_answers"], usage["requests"], "{done}");
+    assert_eq!(
+        usage["wasted_prompt_tokens"], usage["prompt_tokens"],
+        "{done}"
+    );
+    let (_, after) = s.get("/profiles/files", P).await;
+    assert_eq!(
+        before.as_array().unwrap().len(),
+        after.as_array().unwrap().len()
+    );
+
     // The SSE watcher saw a snapshot first, then every step of the jobs.
     let events = watcher.await.unwrap();
     assert_eq!(events[0].0, "snapshot");
@@ -199,8 +222,9 @@ async fn full_flow(database_url: Option<&str>) {
     let all = all.as_array().unwrap();
     assert!(all.iter().all(|j| j["parent_id"].is_null()));
     assert_eq!(all[0]["id"], b4["id"]);
+    // The prose fix_srt and the all-corrupt batch.
     let (_, failed) = s.get("/jobs?status=failed", P).await;
-    assert_eq!(failed.as_array().unwrap().len(), 1);
+    assert_eq!(failed.as_array().unwrap().len(), 2);
     let (_, page) = s.get(&format!("/jobs?limit=2&before={}", id(&b3)), P).await;
     assert_eq!(page.as_array().unwrap()[0]["id"], b2["id"]);
     let (_, active) = s.get("/jobs?active=true", P).await;

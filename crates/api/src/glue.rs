@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use jobs_core::{BatchStrategy, Job, JobContext, JobError, JobResult, QueueManager, lanes};
 use persistence::{Database, FileKind, FileOrigin, FileRecord, TranscriptRecord};
-use processor::llm::{RefineOptions, SubtitleRefiner};
+use processor::llm::{RefineOptions, SubtitleRefiner, TokenUsage};
 use processor::media::{Converter, MediaProbe};
 use processor::subtitle::{SegmentOptions, parse_any, reading_speed, segment, to_srt};
 use processor::transcribe::Transcriber;
@@ -289,8 +289,10 @@ async fn fix_srt(svc: Arc<Services>, job: Job, ctx: JobContext) -> Result<JobRes
             format!("The input is not a valid SRT/VTT file: {e}"),
         )
     })?;
+    let spent = Arc::new(std::sync::Mutex::new(TokenUsage::default()));
     let opts = RefineOptions {
         system_prompt: sys_msg,
+        spent: Some(spent.clone()),
         ..Default::default()
     };
     let rep = svc
@@ -303,7 +305,19 @@ async fn fix_srt(svc: Arc<Services>, job: Job, ctx: JobContext) -> Result<JobRes
             ctx.cancellation_token(),
         )
         .await
-        .map_err(map_err)?;
+        .map_err(|e| {
+            // What a failed run cost is part of its record.
+            let usage = spent
+                .lock()
+                .map(|u| u.clone())
+                .unwrap_or_else(|p| p.into_inner().clone());
+            let err = map_err(e);
+            if usage.requests > 0 && err.code() != "ServerError" {
+                err.with_details(json!({ "usage": usage }))
+            } else {
+                err
+            }
+        })?;
     let srt = to_srt(&rep.cues);
     let tmp = svc.media.temp();
     tokio::fs::write(tmp.path(), srt.as_bytes())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::llm_stub::{self, Stub, asked_lines};
 use processor::llm::{
     DEFAULT_SYSTEM_PROMPT, LlmRefiner, ProviderConfig, Providers, RefineOptions, RefineReport,
-    RemoteTranscriber, RemoteTranscriberConfig, RetryPolicy, SubtitleRefiner,
+    RemoteTranscriber, RemoteTranscriberConfig, RetryPolicy, SubtitleRefiner, TokenUsage,
 };
 use processor::media::{Gst, GstConfig};
 use processor::subtitle::Cue;
@@ -283,10 +283,19 @@ async fn unusable_answers_fail_the_job_after_retries_and_splits() {
         "truncated",
         "always_bad",
     ] {
-        let e = refine_with(&base, mode, &input, &RefineOptions::default())
-            .await
-            .unwrap_err();
+        let spent = Arc::new(std::sync::Mutex::new(TokenUsage::default()));
+        let opts = RefineOptions {
+            spent: Some(spent.clone()),
+            ..Default::default()
+        };
+        let e = refine_with(&base, mode, &input, &opts).await.unwrap_err();
         assert_eq!(e.code(), "LLMOutputInvalid", "{mode}: {e}");
+        // The failed run's cost is reported: every request, all of it wasted.
+        let u = spent.lock().unwrap().clone();
+        assert_eq!(u.requests, stub.count(mode) as u64, "{mode}: {u:?}");
+        assert_eq!(u.prompt_tokens, 100 * u.requests, "{mode}: {u:?}");
+        assert_eq!(u.invalid_answers, u.requests, "{mode}: {u:?}");
+        assert_eq!(u.wasted_prompt_tokens, u.prompt_tokens, "{mode}: {u:?}");
         // window of 3 (2 tries) → first half, one line (2 tries) → fails there.
         assert!(
             stub.count(mode) >= 4,

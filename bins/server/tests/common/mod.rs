@@ -370,7 +370,8 @@ pub async fn drop_pg_db(name: &str) {
 // ------------------------------------------------------------------ LLM stub
 
 /// An OpenAI-compatible chat server that "fixes" each `#N text` line (capitalizes it, ends it
-/// with a period) after `delay`. Returns its base URL with `/v1`.
+/// with a period) after `delay` — or answers prose when the system prompt contains `PROSE`.
+/// Returns its base URL with `/v1`.
 pub async fn llm_stub(delay: Duration) -> String {
     use axum::Json;
     use axum::routing::post;
@@ -378,6 +379,13 @@ pub async fn llm_stub(delay: Duration) -> String {
         "/v1/chat/completions",
         post(move |Json(body): Json<Value>| async move {
             tokio::time::sleep(delay).await;
+            // A system prompt asking for prose gets prose: an answer the pipeline must reject.
+            if body["messages"][0]["content"].as_str().is_some_and(|m| m.contains("PROSE")) {
+                return Json(json!({
+                    "choices": [{"message": {"role": "assistant", "content": "Sure! Here are your fixed lines."}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 50, "completion_tokens": 7}
+                }));
+            }
             let user = body["messages"][1]["content"].as_str().unwrap_or_default().to_owned();
             let part = user.split("Lines to fix:\n").nth(1).unwrap_or_default();
             let lines: Vec<String> = part

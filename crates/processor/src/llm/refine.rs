@@ -43,6 +43,9 @@ pub struct RefineOptions {
     pub deadline: Duration,
     /// Sampling temperature (default 0).
     pub temperature: f32,
+    /// Receives the tokens spent when the run ends, whether it succeeded or not, so that the
+    /// cost of a failed or cancelled run is not lost (a success also has it in its report).
+    pub spent: Option<Arc<std::sync::Mutex<TokenUsage>>>,
 }
 
 impl Default for RefineOptions {
@@ -56,6 +59,7 @@ impl Default for RefineOptions {
             min_similarity: 0.5,
             deadline: Duration::from_secs(30 * 60),
             temperature: 0.0,
+            spent: None,
         }
     }
 }
@@ -538,27 +542,13 @@ impl SubtitleRefiner for LlmRefiner {
         };
         let plan = windows(&pieces, cues, opts);
         let mut fixed: Vec<String> = pieces.iter().map(|p| p.body.clone()).collect();
-        let n = plan.len().max(1);
-        for (wi, range) in plan.into_iter().enumerate() {
-            // Pieces whose body is empty (markup only) pass through untouched.
-            let todo: Vec<Piece> = pieces[range.clone()]
-                .iter()
-                .filter(|p| !p.body.is_empty())
-                .cloned()
-                .collect();
-            if !todo.is_empty() {
-                let ctx_start = range.start.saturating_sub(opts.context_cues);
-                let context: Vec<(usize, String)> = (ctx_start..range.start)
-                    .map(|i| (i + 1, fixed[i].clone()))
-                    .filter(|(_, t)| !t.is_empty())
-                    .collect();
-                let texts = run.fix(&todo, context).await?;
-                for (p, t) in todo.iter().zip(texts) {
-                    fixed[p.id - 1] = t;
-                }
-            }
-            progress.report((wi + 1) as f64 / n as f64, "fixing");
+        let res = run_windows(&mut run, plan, &pieces, &mut fixed, progress).await;
+        if let Some(spent) = &opts.spent {
+            *spent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = run.usage.clone();
         }
+        res?;
         let mut changed = 0;
         let out: Vec<Cue> = cues
             .iter()
@@ -584,6 +574,39 @@ impl SubtitleRefiner for LlmRefiner {
             changed_cues: changed,
         })
     }
+}
+
+/// Fixes the planned windows one after another, each with the previous fixed lines as context.
+async fn run_windows(
+    run: &mut Run<'_>,
+    plan: Vec<Range<usize>>,
+    pieces: &[Piece],
+    fixed: &mut [String],
+    progress: Progress,
+) -> Result<(), ProcessorError> {
+    let opts = run.opts;
+    let n = plan.len().max(1);
+    for (wi, range) in plan.into_iter().enumerate() {
+        // Pieces whose body is empty (markup only) pass through untouched.
+        let todo: Vec<Piece> = pieces[range.clone()]
+            .iter()
+            .filter(|p| !p.body.is_empty())
+            .cloned()
+            .collect();
+        if !todo.is_empty() {
+            let ctx_start = range.start.saturating_sub(opts.context_cues);
+            let context: Vec<(usize, String)> = (ctx_start..range.start)
+                .map(|i| (i + 1, fixed[i].clone()))
+                .filter(|(_, t)| !t.is_empty())
+                .collect();
+            let texts = run.fix(&todo, context).await?;
+            for (p, t) in todo.iter().zip(texts) {
+                fixed[p.id - 1] = t;
+            }
+        }
+        progress.report((wi + 1) as f64 / n as f64, "fixing");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
