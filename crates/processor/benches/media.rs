@@ -1,0 +1,400 @@
+//! Media benchmarks against the reference tools: transcription wall time vs whisper.cpp's own
+//! CLI, MP4 conversion and audio decoding CPU time vs ffmpeg. A bench binary, not criterion:
+//! each sample is seconds long and runs in a child process on the reference side, so the
+//! figures are medians of a few interleaved runs, CPU time read from `/proc`.
+//!
+//! ```text
+//! cargo bench -p processor --bench media -- [--only whisper|convert|decode] [--runs N]
+//!     [--speech-secs N] [--convert-secs N] [--decode-secs N]
+//! WHISPER_CLI=/path/to/whisper-cli   # built from whisper-rs's bundled whisper.cpp sources
+//! MEDIAJOBS_WHISPER_MODEL=/path/ggml-base.bin   # else fetched into MEDIAJOBS_MODELS_DIR
+//! ```
+//! Needs gst-launch-1.0, espeak-ng and ffmpeg on PATH (scripts/setup.sh --test installs them).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use processor::media::{AudioDecoder, ConvertOptions, Converter, Gst, GstConfig, Preset};
+use processor::transcribe::{
+    TranscribeOptions, Transcriber, WhisperConfig, WhisperModel, WhisperTranscriber,
+};
+use processor::{CancellationToken, no_progress};
+
+struct Args {
+    only: Option<String>,
+    runs: usize,
+    speech_secs: u32,
+    convert_secs: u32,
+    decode_secs: u32,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        only: None,
+        runs: 3,
+        speech_secs: 60,
+        convert_secs: 30,
+        decode_secs: 600,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let next = v.get(i + 1).cloned().unwrap_or_default();
+        match v[i].as_str() {
+            "--only" => a.only = Some(next),
+            "--runs" => a.runs = next.parse().expect("--runs N"),
+            "--speech-secs" => a.speech_secs = next.parse().expect("--speech-secs N"),
+            "--convert-secs" => a.convert_secs = next.parse().expect("--convert-secs N"),
+            "--decode-secs" => a.decode_secs = next.parse().expect("--decode-secs N"),
+            // `cargo bench` passes --bench; ignore anything else it adds.
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+/// CPU seconds (user + system) of this process and of its waited-for children.
+fn cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // rest[0] is field 3 (state); utime = 14, stime = 15, cutime = 16, cstime = 17.
+    let tck = clk_tck();
+    ((f[11] + f[12]) / tck, (f[13] + f[14]) / tck)
+}
+
+fn clk_tck() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output();
+    let out = out.unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn gst_launch(pipeline: &str) {
+    run_ok(
+        Command::new("gst-launch-1.0")
+            .args(["-q", "-e"])
+            .args(pipeline.split_whitespace()),
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A child's CPU seconds and wall seconds.
+fn child(cmd: &mut Command) -> (f64, f64) {
+    let (_, c0) = cpu();
+    let t0 = Instant::now();
+    run_ok(cmd);
+    let wall = t0.elapsed().as_secs_f64();
+    let (_, c1) = cpu();
+    (c1 - c0, wall)
+}
+
+const TEXT: &str = "The committee met on Tuesday to discuss the new budget. Several members \
+raised concerns about the cost of the bridge repairs, while others argued that the work could \
+not wait another year. After a long debate, they agreed to ask the city engineer for a detailed \
+report before the next meeting. ";
+
+fn speech(dir: &Path, secs: u32) -> PathBuf {
+    // espeak-ng speaks this paragraph in about 17 s; repeat it to reach the length.
+    let reps = secs.div_ceil(17).max(1) as usize;
+    let raw = dir.join("speech-22k.wav");
+    run_ok(
+        Command::new("espeak-ng")
+            .args(["-v", "en-us", "-s", "160", "-w"])
+            .arg(&raw)
+            .arg(TEXT.repeat(reps)),
+    );
+    let out = dir.join("speech-16k.wav");
+    gst_launch(&format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audioresample ! audio/x-raw,format=S16LE,rate=16000,channels=1 ! wavenc ! filesink location={}",
+        raw.display(),
+        out.display()
+    ));
+    out
+}
+
+async fn model_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("MEDIAJOBS_WHISPER_MODEL") {
+        return p.into();
+    }
+    let dir = std::env::var_os("MEDIAJOBS_MODELS_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/models"),
+        PathBuf::from,
+    );
+    processor::model::ensure_model(&dir, "base").await.unwrap()
+}
+
+async fn bench_whisper(a: &Args, dir: &Path, gst: Arc<Gst>) {
+    let wav = speech(dir, a.speech_secs);
+    let secs = std::fs::metadata(&wav).unwrap().len() as f64 / 32_000.0;
+    let model = model_path().await;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cli = std::env::var_os("WHISPER_CLI").map(PathBuf::from);
+    println!(
+        "\n## whisper: {} on {secs:.1} s of espeak-ng speech, {threads} threads, greedy, flash-attn on, token timestamps",
+        model.file_name().unwrap().to_string_lossy()
+    );
+    let opts = TranscribeOptions {
+        language: Some("en".into()),
+        ..Default::default()
+    };
+    let (mut ours, mut ours_inf, mut theirs) = (vec![], vec![], vec![]);
+    for run in 0..a.runs {
+        // Ours: whole job as the server runs it when cold (model load + decode + inference).
+        let t0 = Instant::now();
+        let mut cfg = WhisperConfig::new(&model);
+        cfg.threads = threads;
+        let m = WhisperModel::load(&cfg).unwrap();
+        let t = WhisperTranscriber::new(m, gst.clone(), threads);
+        let t1 = Instant::now();
+        let res = t
+            .transcribe(&wav, &opts, no_progress(), &CancellationToken::new())
+            .await
+            .unwrap();
+        let wall = t0.elapsed().as_secs_f64();
+        ours.push(wall);
+        ours_inf.push(t1.elapsed().as_secs_f64());
+        drop(t);
+        print!(
+            "run {run}: mediajobs {wall:.2} s ({} segments)",
+            res.segments.len()
+        );
+        if let Some(cli) = &cli {
+            let of = dir.join("cli-out");
+            let (_, w) = child(
+                Command::new(cli)
+                    .arg("-m")
+                    .arg(&model)
+                    .arg("-f")
+                    .arg(&wav)
+                    .args([
+                        "-t",
+                        &threads.to_string(),
+                        "-l",
+                        "en",
+                        "-bs",
+                        "1",
+                        "-bo",
+                        "1",
+                    ])
+                    .args(["-np", "-ojf", "-of"])
+                    .arg(&of),
+            );
+            theirs.push(w);
+            print!(", whisper-cli {w:.2} s");
+        }
+        println!();
+    }
+    let o = median(ours);
+    println!(
+        "| mediajobs (load + decode + inference) | {o:.2} s | RTF {:.3} |",
+        o / secs
+    );
+    let oi = median(ours_inf);
+    println!(
+        "| mediajobs (decode + inference, model loaded) | {oi:.2} s | RTF {:.3} |",
+        oi / secs
+    );
+    if !theirs.is_empty() {
+        let w = median(theirs);
+        println!(
+            "| whisper-cli (whole process) | {w:.2} s | RTF {:.3} |",
+            w / secs
+        );
+        println!(
+            "| **ratio** mediajobs / whisper-cli | **{:.3}×** | |",
+            o / w
+        );
+    } else {
+        println!("(set WHISPER_CLI to compare with whisper.cpp's CLI)");
+    }
+}
+
+/// A video of `secs` seconds at 1280x720, 30 fps, VP8 + Opus in WebM (what browsers record).
+fn webm(dir: &Path, secs: u32) -> PathBuf {
+    let out = dir.join(format!("in-{secs}s.webm"));
+    gst_launch(&format!(
+        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ! videoconvert ! vp8enc deadline=1 cpu-used=8 target-bitrate=2000000 ! queue ! webmmux name=m ! filesink location={} audiotestsrc num-buffers={} samplesperbuffer=4800 freq=440 wave=pink-noise ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! opusenc ! queue ! m.",
+        secs * 30,
+        out.display(),
+        secs * 10
+    ));
+    out
+}
+
+async fn bench_convert(a: &Args, dir: &Path, gst: &Gst) {
+    let input = webm(dir, a.convert_secs);
+    println!(
+        "\n## convert: {} s 1280x720 30 fps VP8/Opus WebM → MP4 H.264/AAC 128k, faststart",
+        a.convert_secs
+    );
+    println!(
+        "| preset | x264 | mediajobs CPU s | ffmpeg CPU s | **CPU ratio** | wall mediajobs / ffmpeg s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for preset in [Preset::Performance, Preset::Balanced] {
+        let (name, crf) = preset.x264();
+        let (mut ours, mut theirs, mut ow, mut tw) = (vec![], vec![], vec![], vec![]);
+        for run in 0..a.runs {
+            let out = dir.join(format!("ours-{run}.mp4"));
+            let (c0, _) = cpu();
+            let t0 = Instant::now();
+            gst.convert(
+                &input,
+                &out,
+                &ConvertOptions {
+                    preset,
+                    ..Default::default()
+                },
+                no_progress(),
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+            ow.push(t0.elapsed().as_secs_f64());
+            let (c1, _) = cpu();
+            ours.push(c1 - c0);
+            let theirs_out = dir.join(format!("ffmpeg-{run}.mp4"));
+            let (c, w) = child(
+                Command::new("ffmpeg")
+                    .args(["-nostdin", "-v", "error", "-y", "-i"])
+                    .arg(&input)
+                    .args(["-c:v", "libx264", "-preset", name, "-crf", &crf.to_string()])
+                    .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"])
+                    .args(["-movflags", "+faststart"])
+                    .arg(&theirs_out),
+            );
+            theirs.push(c);
+            tw.push(w);
+            let _ = std::fs::remove_file(&out);
+            let _ = std::fs::remove_file(&theirs_out);
+        }
+        let (o, t) = (median(ours), median(theirs));
+        println!(
+            "| {preset:?} | {name} crf {crf} | {o:.2} | {t:.2} | **{:.3}×** | {:.2} / {:.2} |",
+            o / t,
+            median(ow),
+            median(tw)
+        );
+    }
+}
+
+fn audio_inputs(dir: &Path, secs: u32) -> Vec<(&'static str, PathBuf)> {
+    let tone = |rate: u32| {
+        format!(
+            "audiotestsrc num-buffers={} samplesperbuffer={} wave=pink-noise ! audio/x-raw,rate={rate},channels=2 ! audioconvert",
+            secs * 10,
+            rate / 10
+        )
+    };
+    let mk = |name: &str, enc: &str, rate: u32| {
+        let p = dir.join(name);
+        gst_launch(&format!(
+            "{} ! {enc} ! filesink location={}",
+            tone(rate),
+            p.display()
+        ));
+        p
+    };
+    vec![
+        ("Opus (ogg)", mk("a.ogg", "opusenc ! oggmux", 48_000)),
+        (
+            "MP3",
+            mk("a.mp3", "lamemp3enc ! xingmux ! id3v2mux", 44_100),
+        ),
+        ("AAC (m4a)", mk("a.m4a", "avenc_aac ! mp4mux", 48_000)),
+        ("WAV", mk("a.wav", "wavenc", 44_100)),
+    ]
+}
+
+async fn bench_decode(a: &Args, dir: &Path, gst: &Gst) {
+    println!(
+        "\n## decode: {} s of stereo audio → 16 kHz mono f32 (ffmpeg: -ar 16000 -ac 1 -f f32le)",
+        a.decode_secs
+    );
+    println!("| input | mediajobs CPU s | ffmpeg CPU s | **CPU ratio** |");
+    println!("|---|---|---|---|");
+    let mut inputs = audio_inputs(dir, a.decode_secs);
+    inputs.push(("720p VP8/Opus WebM (60 s)", webm(dir, 60)));
+    for (name, path) in inputs {
+        let (mut ours, mut theirs) = (vec![], vec![]);
+        for _ in 0..a.runs {
+            let (c0, _) = cpu();
+            let audio = gst
+                .decode(&path, no_progress(), &CancellationToken::new())
+                .await
+                .unwrap();
+            let (c1, _) = cpu();
+            ours.push(c1 - c0);
+            drop(audio);
+            let (c, _) = child(
+                Command::new("ffmpeg")
+                    .args(["-nostdin", "-v", "error", "-i"])
+                    .arg(&path)
+                    .args(["-ar", "16000", "-ac", "1", "-f", "f32le", "-y", "/dev/null"]),
+            );
+            theirs.push(c);
+        }
+        let (o, t) = (median(ours), median(theirs));
+        println!("| {name} | {o:.2} | {t:.2} | **{:.2}×** |", o / t);
+    }
+}
+
+fn main() {
+    let a = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gst = Arc::new(Gst::new(GstConfig::default()).unwrap());
+    println!(
+        "mediajobs media bench: {} runs each (medians), {} CPUs",
+        a.runs,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let want = |s: &str| a.only.as_deref().is_none_or(|o| o == s);
+    rt.block_on(async {
+        if want("whisper") {
+            bench_whisper(&a, dir.path(), gst.clone()).await;
+        }
+        if want("convert") {
+            bench_convert(&a, dir.path(), &gst).await;
+        }
+        if want("decode") {
+            bench_decode(&a, dir.path(), &gst).await;
+        }
+    });
+}
