@@ -226,6 +226,35 @@ async fn converts_webm_to_browser_playable_mp4() {
     let find = |tag: &[u8]| bytes.windows(4).position(|w| w == tag).unwrap();
     assert!(find(b"moov") < find(b"mdat"), "moov first (faststart)");
     assert_eq!(report.size_bytes, bytes.len() as u64);
+    // x264 writes its settings into the stream: the ceiling is a VBV max rate over CRF.
+    let x264 = |bytes: &[u8]| {
+        let at = bytes.windows(11).position(|w| w == b"x264 - core").unwrap();
+        String::from_utf8_lossy(&bytes[at..at + 1500]).into_owned()
+    };
+    let settings = x264(&bytes);
+    assert!(
+        settings.contains("rc=crf") && settings.contains("crf=26.0"),
+        "{settings}"
+    );
+    assert!(settings.contains("vbv_maxrate=800 "), "{settings}");
+    // Without a ceiling: plain CRF, no VBV (what `ffmpeg -crf` does).
+    let plain = dir.path().join("plain.mp4");
+    let opts = ConvertOptions {
+        preset: Preset::Performance,
+        ..Default::default()
+    };
+    g.convert(
+        &input,
+        &plain,
+        &opts,
+        no_progress(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let settings = x264(&std::fs::read(&plain).unwrap());
+    assert!(settings.contains("crf=26.0"), "{settings}");
+    assert!(!settings.contains("vbv_maxrate"), "{settings}");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
