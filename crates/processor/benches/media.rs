@@ -242,10 +242,15 @@ async fn bench_whisper(a: &Args, dir: &Path, gst: Arc<Gst>) {
 }
 
 /// A video of `secs` seconds at 1280x720, 30 fps, VP8 + Opus in WebM (what browsers record).
-fn webm(dir: &Path, secs: u32) -> PathBuf {
-    let out = dir.join(format!("in-{secs}s.webm"));
+/// `pattern` is a videotestsrc pattern with its properties: `ball` is a small moving ball on
+/// black (cheap for x264, so fixed per-frame costs show), `zone-plate …` detailed motion.
+fn webm(dir: &Path, secs: u32, pattern: &str) -> PathBuf {
+    let out = dir.join(format!(
+        "in-{secs}s-{}.webm",
+        pattern.split_whitespace().next().unwrap_or("x")
+    ));
     gst_launch(&format!(
-        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width=1280,height=720,framerate=30/1 ! videoconvert ! vp8enc deadline=1 cpu-used=8 target-bitrate=2000000 ! queue ! webmmux name=m ! filesink location={} audiotestsrc num-buffers={} samplesperbuffer=4800 freq=440 wave=pink-noise ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! opusenc ! queue ! m.",
+        "videotestsrc num-buffers={} pattern={pattern} ! video/x-raw,width=1280,height=720,framerate=30/1 ! videoconvert ! vp8enc deadline=1 cpu-used=8 target-bitrate=4000000 ! queue ! webmmux name=m ! filesink location={} audiotestsrc num-buffers={} samplesperbuffer=4800 freq=440 wave=pink-noise ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! opusenc ! queue ! m.",
         secs * 30,
         out.display(),
         secs * 10
@@ -254,15 +259,27 @@ fn webm(dir: &Path, secs: u32) -> PathBuf {
 }
 
 async fn bench_convert(a: &Args, dir: &Path, gst: &Gst) {
-    let input = webm(dir, a.convert_secs);
     println!(
         "\n## convert: {} s 1280x720 30 fps VP8/Opus WebM → MP4 H.264/AAC 128k, faststart",
         a.convert_secs
     );
     println!(
-        "| preset | x264 | mediajobs CPU s | ffmpeg CPU s | **CPU ratio** | wall mediajobs / ffmpeg s |"
+        "| content | preset | x264 | mediajobs CPU s | ffmpeg CPU s | **CPU ratio** | wall mediajobs / ffmpeg s |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
+    for (content, pattern) in [
+        ("ball (mostly static)", "ball"),
+        (
+            "zone plate (detailed motion)",
+            "zone-plate kx2=20 ky2=20 kt=1",
+        ),
+    ] {
+        let input = webm(dir, a.convert_secs, pattern);
+        convert_rows(a, dir, gst, content, &input).await;
+    }
+}
+
+async fn convert_rows(a: &Args, dir: &Path, gst: &Gst, content: &str, input: &Path) {
     for preset in [Preset::Performance, Preset::Balanced] {
         let (name, crf) = preset.x264();
         let (mut ours, mut theirs, mut ow, mut tw) = (vec![], vec![], vec![], vec![]);
@@ -271,7 +288,7 @@ async fn bench_convert(a: &Args, dir: &Path, gst: &Gst) {
             let (c0, _) = cpu();
             let t0 = Instant::now();
             gst.convert(
-                &input,
+                input,
                 &out,
                 &ConvertOptions {
                     preset,
@@ -289,7 +306,7 @@ async fn bench_convert(a: &Args, dir: &Path, gst: &Gst) {
             let (c, w) = child(
                 Command::new("ffmpeg")
                     .args(["-nostdin", "-v", "error", "-y", "-i"])
-                    .arg(&input)
+                    .arg(input)
                     .args(["-c:v", "libx264", "-preset", name, "-crf", &crf.to_string()])
                     .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"])
                     .args(["-movflags", "+faststart"])
@@ -302,7 +319,7 @@ async fn bench_convert(a: &Args, dir: &Path, gst: &Gst) {
         }
         let (o, t) = (median(ours), median(theirs));
         println!(
-            "| {preset:?} | {name} crf {crf} | {o:.2} | {t:.2} | **{:.3}×** | {:.2} / {:.2} |",
+            "| {content} | {preset:?} | {name} crf {crf} | {o:.2} | {t:.2} | **{:.3}×** | {:.2} / {:.2} |",
             o / t,
             median(ow),
             median(tw)
@@ -346,7 +363,7 @@ async fn bench_decode(a: &Args, dir: &Path, gst: &Gst) {
     println!("| input | mediajobs CPU s | ffmpeg CPU s | **CPU ratio** |");
     println!("|---|---|---|---|");
     let mut inputs = audio_inputs(dir, a.decode_secs);
-    inputs.push(("720p VP8/Opus WebM (60 s)", webm(dir, 60)));
+    inputs.push(("720p VP8/Opus WebM (60 s)", webm(dir, 60, "ball")));
     for (name, path) in inputs {
         let (mut ours, mut theirs) = (vec![], vec![]);
         for _ in 0..a.runs {
