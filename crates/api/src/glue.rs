@@ -344,8 +344,9 @@ async fn fix_srt(svc: Arc<Services>, job: Job, ctx: JobContext) -> Result<JobRes
 /// Registers the eight job types on a manager.
 ///
 /// Local transcription and conversion run in the `heavy` lane (one at a time per node), and
-/// their batches one child at a time; LLM fixing and remote transcription run in the `io`
-/// lane, and their batches with bounded concurrency.
+/// their batches one child at a time (on PostgreSQL: children claimable by every node); LLM
+/// fixing and remote transcription run in the `io` lane, and their batches with bounded
+/// concurrency.
 pub fn register_handlers(manager: &QueueManager, svc: Arc<Services>) {
     let remote = svc.transcriber.as_ref().is_ok_and(|t| !t.is_local());
     let t_lane = if remote { lanes::IO } else { lanes::HEAVY };
@@ -363,14 +364,21 @@ pub fn register_handlers(manager: &QueueManager, svc: Arc<Services>) {
     reg!(Op::Transcribe.name(), t_lane, transcribe);
     reg!(Op::Convert.name(), lanes::HEAVY, convert);
     reg!(Op::FixSrt.name(), lanes::IO, fix_srt);
+    // Local heavy work: one child at a time on an embedded (SQLite) node; on PostgreSQL the
+    // children are claimable by every node sharing the database (each node still runs one
+    // heavy job at a time), so a batch scales out with the cluster.
+    let heavy_batch = match svc.db.backend() {
+        persistence::Backend::Postgres => BatchStrategy::Distributed,
+        persistence::Backend::Sqlite => BatchStrategy::Sequential,
+    };
     let t_batch = if remote {
         BatchStrategy::Bounded(io)
     } else {
-        BatchStrategy::Sequential
+        heavy_batch
     };
     manager.register_batch(Op::GenerateSrt.batch_name(), t_batch);
     manager.register_batch(Op::Transcribe.batch_name(), t_batch);
-    manager.register_batch(Op::Convert.batch_name(), BatchStrategy::Sequential);
+    manager.register_batch(Op::Convert.batch_name(), heavy_batch);
     manager.register_batch(Op::FixSrt.batch_name(), BatchStrategy::Bounded(io));
 }
 
