@@ -237,7 +237,8 @@ impl Config {
             ),
             grace: Duration::from_secs(parse(get("grace_secs"), 10, "a number of seconds")?),
             api_tokens: get("api_tokens").map(|(v, _)| v).unwrap_or_default(),
-            log: get("log").map_or_else(|| "info".into(), |(v, _)| v),
+            // whisper.cpp logs every model parameter at info level: keep it to warnings.
+            log: get("log").map_or_else(|| "info,whisper_rs=warn".into(), |(v, _)| v),
             database_url,
             data_dir,
             node_id,

@@ -83,8 +83,11 @@ fn env_map() -> BTreeMap<String, String> {
 fn init_logging(filter: &str) {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(filter));
     let json = std::env::var("MEDIAJOBS_LOG_FORMAT").is_ok_and(|v| v == "json");
+    // Colours only on a terminal: log files and journald get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
