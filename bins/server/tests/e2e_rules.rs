@@ -145,59 +145,45 @@ async fn bad_inputs_get_clear_envelopes() {
     let big = json!({"type": "transcribe", "file_id": aid, "opts": {"initial_prompt": "x".repeat(2 << 20)}});
     assert_error(&s.post("/jobs", p, big).await, 413, "PayloadTooLarge");
 
-    // Types, kinds, options, models.
-    assert_error(
-        &s.post("/jobs", p, json!({"type": "explode", "file_id": aid}))
-            .await,
-        422,
-        "UnknownJobType",
-    );
-    assert_error(
-        &s.post(
+    // Types, kinds, options, models, batches: (route, body, status, code).
+    let mut cases = vec![
+        (
+            "/jobs",
+            json!({"type": "explode", "file_id": aid}),
+            422,
+            "UnknownJobType",
+        ),
+        (
             "/jobs/batch",
-            p,
             json!({"type": "transcribe", "file_ids": [aid]}),
-        )
-        .await,
-        422,
-        "UnknownJobType",
-    );
-    assert_error(
-        &s.post("/jobs", p, json!({"type": "convert", "file_id": aid}))
-            .await,
-        422,
-        "WrongFileKind",
-    );
-    assert_error(
-        &s.post(
+            422,
+            "UnknownJobType",
+        ),
+        (
             "/jobs",
-            p,
+            json!({"type": "convert", "file_id": aid}),
+            422,
+            "WrongFileKind",
+        ),
+        (
+            "/jobs",
             json!({"type": "fix_srt", "file_id": aid, "model": "x:y"}),
-        )
-        .await,
-        422,
-        "WrongFileKind",
-    );
-    assert_error(
-        &s.post(
+            422,
+            "WrongFileKind",
+        ),
+        (
             "/jobs",
-            p,
             json!({"type": "transcribe", "file_id": id(&srt)}),
-        )
-        .await,
-        422,
-        "WrongFileKind",
-    );
-    assert_error(
-        &s.post(
+            422,
+            "WrongFileKind",
+        ),
+        (
             "/jobs",
-            p,
             json!({"type": "transcribe", "file_id": uuid::Uuid::now_v7()}),
-        )
-        .await,
-        404,
-        "NotFound",
-    );
+            404,
+            "NotFound",
+        ),
+    ];
     for opts in [
         json!({"beam_size": 99}),
         json!({"temperature": 3.0}),
@@ -206,95 +192,73 @@ async fn bad_inputs_get_clear_envelopes() {
         json!({"beam_size": 3, "best_of": 2}),
         json!("not an object"),
     ] {
-        assert_error(
-            &s.post(
-                "/jobs",
-                p,
-                json!({"type": "transcribe", "file_id": aid, "opts": opts}),
-            )
-            .await,
+        cases.push((
+            "/jobs",
+            json!({"type": "transcribe", "file_id": aid, "opts": opts}),
             422,
             "ValidationError",
-        );
+        ));
     }
-    assert_error(
-        &s.post(
+    cases.extend([
+        (
             "/jobs",
-            p,
             json!({"type": "generate_srt", "file_id": aid, "opts": {"clean_audio": true}}),
-        )
-        .await,
-        422,
-        "ValidationError",
-    );
-    assert_error(
-        &s.post(
+            422,
+            "ValidationError",
+        ),
+        (
             "/jobs",
-            p,
             json!({"type": "transcribe", "file_id": aid, "model": "a:b"}),
-        )
-        .await,
-        422,
-        "ValidationError",
-    );
-    assert_error(
-        &s.post("/jobs", p, json!({"type": "fix_srt", "file_id": id(&srt)}))
-            .await,
-        422,
-        "ValidationError",
-    );
-    assert_error(
-        &s.post(
+            422,
+            "ValidationError",
+        ),
+        (
             "/jobs",
-            p,
+            json!({"type": "fix_srt", "file_id": id(&srt)}),
+            422,
+            "ValidationError",
+        ),
+        (
+            "/jobs",
             json!({"type": "fix_srt", "file_id": id(&srt), "model": "gpt-4o"}),
-        )
-        .await,
-        422,
-        "InvalidModelString",
-    );
-    assert_error(
-        &s.post(
+            422,
+            "InvalidModelString",
+        ),
+        (
             "/jobs",
-            p,
             json!({"type": "fix_srt", "file_id": id(&srt), "model": "openai:gpt-4o"}),
-        )
-        .await,
-        422,
-        "LLMProviderUnavailable",
-    );
-
-    // Batches.
-    assert_error(
-        &s.post(
+            422,
+            "LLMProviderUnavailable",
+        ),
+        (
             "/jobs/batch",
-            p,
             json!({"type": "batch_transcribe", "file_ids": []}),
-        )
-        .await,
-        422,
-        "ValidationError",
-    );
-    assert_error(
-        &s.post(
+            422,
+            "ValidationError",
+        ),
+        (
             "/jobs/batch",
-            p,
             json!({"type": "batch_transcribe", "file_ids": [aid, aid]}),
-        )
-        .await,
-        422,
-        "ValidationError",
-    );
-    assert_error(
-        &s.post(
+            422,
+            "ValidationError",
+        ),
+        (
             "/jobs/batch",
-            p,
             json!({"type": "batch_transcribe", "file_ids": [aid, uuid::Uuid::now_v7()]}),
-        )
-        .await,
-        404,
-        "NotFound",
-    );
+            404,
+            "NotFound",
+        ),
+    ]);
+    for (route, body, status, code) in cases {
+        let res = s.post(route, p, body.clone()).await;
+        assert_eq!(
+            (res.0, res.1["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{route} {body}: {}",
+            res.1
+        );
+        assert_error(&res, status, code);
+    }
 
     // Uploads.
     let (st, v) = s
