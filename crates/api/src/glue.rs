@@ -172,19 +172,7 @@ async fn generate_srt(
         .map_err(map_err)?;
     let cues = segment(&tr.segments, &SegmentOptions::default());
     let srt = to_srt(&cues);
-    let tmp = svc.media.temp();
-    tokio::fs::write(tmp.path(), srt.as_bytes())
-        .await
-        .map_err(storage)?;
-    ctx.check_cancelled()?;
-    let out = Output {
-        name: format!("{}.srt", stem(&input.name)),
-        kind: FileKind::Subtitle,
-        origin: FileOrigin::Generated,
-        content_type: "application/x-subrip",
-        duration_ms: None,
-    };
-    let rec = store_output(&svc, tmp, &input, out).await?;
+    let rec = save_srt(&svc, &ctx, &input, &srt, ".srt", FileOrigin::Generated).await?;
     Ok(JobResult(json!({
         "srt_file_id": rec.id,
         "srt_url": file_url(rec.id),
@@ -193,6 +181,31 @@ async fn generate_srt(
         "cues": cues.len(),
         "reading_speed": reading_speed(&cues),
     })))
+}
+
+/// Writes an SRT produced from `input` to a temp file and, if the job still runs, stores it as
+/// a profile file named after the input (`talk.webm` → `talk` + `suffix`).
+async fn save_srt(
+    svc: &Arc<Services>,
+    ctx: &JobContext,
+    input: &FileRecord,
+    srt: &str,
+    suffix: &str,
+    origin: FileOrigin,
+) -> Result<FileRecord, JobError> {
+    let tmp = svc.media.temp();
+    tokio::fs::write(tmp.path(), srt.as_bytes())
+        .await
+        .map_err(storage)?;
+    ctx.check_cancelled()?;
+    let out = Output {
+        name: format!("{}{suffix}", stem(&input.name)),
+        kind: FileKind::Subtitle,
+        origin,
+        content_type: "application/x-subrip",
+        duration_ms: None,
+    };
+    store_output(svc, tmp, input, out).await
 }
 
 async fn transcribe(svc: Arc<Services>, job: Job, ctx: JobContext) -> Result<JobResult, JobError> {
@@ -319,19 +332,7 @@ async fn fix_srt(svc: Arc<Services>, job: Job, ctx: JobContext) -> Result<JobRes
             }
         })?;
     let srt = to_srt(&rep.cues);
-    let tmp = svc.media.temp();
-    tokio::fs::write(tmp.path(), srt.as_bytes())
-        .await
-        .map_err(storage)?;
-    ctx.check_cancelled()?;
-    let out = Output {
-        name: format!("{}.fixed.srt", stem(&input.name)),
-        kind: FileKind::Subtitle,
-        origin: FileOrigin::Fixed,
-        content_type: "application/x-subrip",
-        duration_ms: None,
-    };
-    let rec = store_output(&svc, tmp, &input, out).await?;
+    let rec = save_srt(&svc, &ctx, &input, &srt, ".fixed.srt", FileOrigin::Fixed).await?;
     Ok(JobResult(json!({
         "srt_file_id": rec.id,
         "srt_url": file_url(rec.id),
