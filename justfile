@@ -12,6 +12,8 @@ test:
 bench:
     cargo bench -p jobs-core --bench engine
     cargo bench -p persistence --bench queue -- --jobs 2000
+    # Set WHISPER_CLI to compare with whisper.cpp's CLI (docs/benchmarks.md says how).
+    cargo bench -p processor --bench media -- --runs 3
 
 # Formatting and lints as CI runs them.
 lint:
