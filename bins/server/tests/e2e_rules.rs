@@ -307,6 +307,37 @@ async fn bad_inputs_get_clear_envelopes() {
         413,
         "PayloadTooLarge",
     );
+    // An answer given before the body was read closes the connection, and says so: a pooled
+    // client must not send its next request into a socket the server is closing.
+    for body in [vec![0u8; 400_000], b"x".to_vec()] {
+        let early = s
+            .req(reqwest::Method::POST, "/profiles/files?type=pdf", p)
+            .header("X-File-Name", "a.wav")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(early.status().as_u16(), 413 | 422));
+        assert_eq!(
+            early
+                .headers()
+                .get("connection")
+                .map(|v| v.to_str().unwrap()),
+            Some("close"),
+            "an early answer must close the connection"
+        );
+    }
+    let read_all = s
+        .req(reqwest::Method::POST, "/jobs", p)
+        .json(&json!({"type": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read_all.status().as_u16(), 422);
+    assert!(
+        read_all.headers().get("connection").is_none(),
+        "a fully read body keeps the connection alive"
+    );
     let no_name = s
         .req(reqwest::Method::POST, "/profiles/files", p)
         .body(b"x".to_vec());

@@ -15,6 +15,7 @@
 //! ```
 
 mod auth;
+mod conn;
 mod error;
 mod files;
 pub mod glue;
@@ -187,6 +188,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::from_fn(conn::close_if_body_unread))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
