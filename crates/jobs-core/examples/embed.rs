@@ -1,51 +1,71 @@
-//! Embedding jobs-core: a store, two handlers, start, submit, wait, stop.
+//! Embedding jobs-core with typed jobs: arguments and outputs are Rust types, a store, two
+//! handlers, start, enqueue, wait for the typed output, stop.
 //! Run with `cargo run -p jobs-core --example embed`.
 use std::sync::Arc;
+use std::time::Duration;
 
-use jobs_core::{Job, JobContext, JobError, JobResult, ManagerConfig, MemoryStore, NewJob};
-use jobs_core::{QueueManager, lanes};
-use serde_json::json;
+use jobs_core::{JobArgs, JobContext, JobError, ManagerConfig, MemoryStore, QueueManager, lanes};
+use serde::{Deserialize, Serialize};
 
-async fn count_words(job: Job, ctx: JobContext) -> Result<JobResult, JobError> {
-    ctx.progress(0.5, "counting");
-    let text = job.params["text"].as_str().unwrap_or_default();
-    Ok(JobResult(
-        json!({ "words": text.split_whitespace().count() }),
-    ))
+/// Count the words of a text (cheap: the default `io` lane).
+#[derive(Serialize, Deserialize)]
+struct CountWords {
+    text: String,
 }
 
-async fn slow_square(job: Job, ctx: JobContext) -> Result<JobResult, JobError> {
-    let n = job.params["n"]
-        .as_i64()
-        .ok_or(JobError::new("ValidationError", "n missing"))?;
+impl JobArgs for CountWords {
+    const KIND: &'static str = "count_words";
+    type Output = usize;
+}
+
+/// Square a number slowly (stands for heavy local work: the `heavy` lane, one at a time).
+#[derive(Serialize, Deserialize)]
+struct SlowSquare {
+    n: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Square {
+    square: i64,
+}
+
+impl JobArgs for SlowSquare {
+    const KIND: &'static str = "slow_square";
+    type Output = Square;
+    fn lane() -> &'static str {
+        lanes::HEAVY
+    }
+}
+
+async fn count_words(job: CountWords, ctx: JobContext) -> Result<usize, JobError> {
+    ctx.progress(0.5, "counting");
+    Ok(job.text.split_whitespace().count())
+}
+
+async fn slow_square(job: SlowSquare, ctx: JobContext) -> Result<Square, JobError> {
     tokio::select! {
-        _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         _ = ctx.cancelled() => return Err(JobError::cancelled()),
     }
-    Ok(JobResult(json!({ "square": n * n })))
+    Ok(Square {
+        square: job.n * job.n,
+    })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manager = QueueManager::new(Arc::new(MemoryStore::new()), ManagerConfig::default());
-    manager.register_handler("count_words", lanes::IO, count_words);
-    manager.register_handler("slow_square", lanes::HEAVY, slow_square);
+    manager.register(count_words);
+    manager.register(slow_square);
     manager.start().await?;
-    let a = manager
-        .enqueue(NewJob::new("count_words", json!({"text": "to be or not"})))
+    let words = manager
+        .enqueue(CountWords {
+            text: "to be or not".into(),
+        })
         .await?;
-    let b = manager
-        .enqueue(NewJob::new("slow_square", json!({"n": 12})))
-        .await?;
-    for id in [a.id, b.id] {
-        let job = manager.wait_for(id).await?;
-        println!(
-            "{} {} {}",
-            job.job_type,
-            job.status,
-            job.result.unwrap_or_default()
-        );
-    }
+    let square = manager.enqueue(SlowSquare { n: 12 }).await?;
+    println!("count_words {} -> {}", words.id(), words.wait().await?);
+    println!("slow_square {} -> {:?}", square.id(), square.wait().await?);
     manager.stop().await?;
     Ok(())
 }

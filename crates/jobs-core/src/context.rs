@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::batch::{BatchRunner, BatchStrategy};
 use crate::events::{JobEvent, JobEventKind};
 use crate::job::{Fence, Job, JobError};
-use crate::manager::Shared;
+use crate::manager::Engine;
 use crate::store::ProgressUpdate;
 
 /// Progress events of one job are published at most this often (stage changes always are).
@@ -152,7 +152,7 @@ impl ProgressChannel {
     }
 
     /// Writes the latest progress to the store at most once per `interval`, until closed.
-    pub(crate) async fn writer(&self, shared: &Shared, fence: &Fence, interval: Duration) {
+    pub(crate) async fn writer(&self, shared: &Engine, fence: &Fence, interval: Duration) {
         loop {
             self.changed.notified().await;
             if self.is_closed() {
@@ -298,7 +298,7 @@ pub struct JobContext {
     pub(crate) fence: Fence,
     pub(crate) token: CancellationToken,
     pub(crate) progress: Arc<ProgressChannel>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<Engine>,
 }
 
 impl std::fmt::Debug for JobContext {

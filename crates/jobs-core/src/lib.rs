@@ -56,6 +56,7 @@ mod manager;
 mod memory;
 pub mod rules;
 mod store;
+mod typed;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -74,6 +75,11 @@ pub use manager::{
 pub use memory::{MemoryStore, TransitionHook};
 pub use store::{
     Changed, DEFAULT_MAX_ATTEMPTS, JobStore, LeaseStatus, ProgressUpdate, StoreError, StoreSignal,
+};
+
+pub use typed::{
+    Enqueue, JobArgs, JobHandle, Queue, State, Stateless, TypedHandler, WaitError, WithState,
+    bad_args,
 };
 
 /// Re-exported so handlers need no direct tokio-util dependency.

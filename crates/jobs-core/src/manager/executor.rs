@@ -1,0 +1,215 @@
+//! The executor: runs a claimed job's handler (panics caught, progress written on the side),
+//! writes its outcome through the fence, and applies the interrupt policy.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::InterruptPolicy;
+use super::engine::{Engine, StopReason, lock, panic_message};
+use crate::context::{BatchTracker, JobContext, ProgressChannel};
+use crate::events::JobEventKind;
+use crate::job::{Fence, Job, JobError, Outcome};
+use crate::store::{DEFAULT_MAX_ATTEMPTS, StoreError};
+
+impl Engine {
+    pub(super) fn spawn_job(self: &Arc<Self>, job: Job, permit: OwnedSemaphorePermit) {
+        let Some((fence, token)) = self.register_running(&job) else {
+            tracing::error!(job_id = %job.id, "claimed job has no lease");
+            return;
+        };
+        let shared = self.clone();
+        let mut tasks = lock(&self.job_tasks);
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            shared.execute(job, fence, token, permit, None).await;
+        });
+    }
+
+    /// Runs a claimed, registered job to its end and writes the outcome (fenced).
+    pub(crate) async fn execute(
+        self: &Arc<Self>,
+        job: Job,
+        fence: Fence,
+        token: CancellationToken,
+        permit: OwnedSemaphorePermit,
+        batch: Option<Arc<BatchTracker>>,
+    ) -> Option<Job> {
+        let job_id = job.id;
+        self.publish(JobEventKind::Started, job.clone());
+        let progress = Arc::new(ProgressChannel::new(
+            job.clone(),
+            self.events.clone(),
+            batch.clone(),
+        ));
+        let ctx = JobContext {
+            job_id,
+            fence: fence.clone(),
+            token,
+            progress: progress.clone(),
+            shared: self.clone(),
+        };
+        let handler = self.handler_for(&job.job_type);
+        let job_type = job.job_type.clone();
+        let total = job.total;
+        let run = async move {
+            match handler {
+                Some(h) => h.run(job, ctx).await,
+                None => Err(JobError::unknown_job_type(&job_type)),
+            }
+        };
+        let run = AssertUnwindSafe(run).catch_unwind();
+        let mut run = pin!(run);
+        let writer = progress.writer(self, &fence, self.config.progress_interval);
+        let mut writer = pin!(writer);
+        let mut writer_done = false;
+        let result = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                _ = &mut writer, if !writer_done => writer_done = true,
+            }
+        };
+        // Let an in-flight progress write finish rather than dropping it mid-statement.
+        progress.close();
+        if !writer_done {
+            writer.await;
+        }
+        let outcome = match result {
+            Ok(Ok(r)) => Outcome::Succeeded(r),
+            Ok(Err(e)) => Outcome::Failed(e),
+            Err(panic) => Outcome::Failed(JobError::internal_msg(format!(
+                "handler panicked: {}",
+                panic_message(panic.as_ref())
+            ))),
+        };
+        if let Outcome::Failed(e) = &outcome
+            && let Some(src) = e.internal_source()
+        {
+            tracing::error!(job_id = %job_id, error = %src, "job failed with an unexpected error");
+        }
+        let entry = lock(&self.running).remove(&job_id);
+        let reason = entry.as_ref().and_then(|e| e.reason);
+        let max_attempts = entry
+            .as_ref()
+            .map_or(DEFAULT_MAX_ATTEMPTS, |e| e.max_attempts);
+        let completed = progress.completed().unwrap_or(total);
+        let final_job = match (reason, outcome) {
+            (Some(StopReason::LeaseLost), _) => {
+                tracing::warn!(job_id = %job_id, "lease lost; another node owns the job now");
+                None
+            }
+            (Some(StopReason::Shutdown), Outcome::Failed(_)) => {
+                let j = self.interrupt(&fence, max_attempts).await;
+                if let Some(j) = &j {
+                    self.publish_after_interrupt(j.clone());
+                }
+                j
+            }
+            (_, outcome) => {
+                let res = self
+                    .with_retries("store the job's outcome", job_id, || {
+                        self.store.complete_job(&fence, outcome.clone(), completed)
+                    })
+                    .await;
+                match res {
+                    Some(Some(j)) => {
+                        self.publish(JobEventKind::Finished, j.clone());
+                        Some(j)
+                    }
+                    Some(None) => {
+                        // Either the lease was lost, or an earlier try committed but its answer
+                        // was lost with the connection: the store knows which.
+                        match self.store.get_job(job_id).await {
+                            Ok(Some(j)) if j.status.is_terminal() && j.lease_owner.is_none() => {
+                                self.publish(JobEventKind::Finished, j.clone());
+                                Some(j)
+                            }
+                            _ => {
+                                tracing::warn!(job_id = %job_id, "completion rejected: the lease was lost");
+                                None
+                            }
+                        }
+                    }
+                    None => None,
+                }
+            }
+        };
+        // A batch parent that ended (failed by an interruption, say) leaves no queued child
+        // behind: those would never run.
+        if progress.completed().is_some()
+            && let Some(j) = final_job.as_ref().filter(|j| j.status.is_terminal())
+        {
+            self.fail_orphans_of(j.id).await;
+        }
+        if let Some(b) = progress.batch() {
+            match &final_job {
+                Some(j) if j.status.is_terminal() => b.child_finished(job_id),
+                _ => b.child_dropped(job_id),
+            }
+        }
+        drop(permit);
+        self.job_done.notify_waiters();
+        final_job
+    }
+
+    /// Applies the interrupt policy to a job through its fence.
+    pub(crate) async fn interrupt(&self, fence: &Fence, max_attempts: i32) -> Option<Job> {
+        let requeue =
+            self.config.interrupt_policy == InterruptPolicy::Retry && fence.attempt < max_attempts;
+        self.with_retries("interrupt the job", fence.job_id, || {
+            self.store.interrupt_job(fence, requeue)
+        })
+        .await
+        .flatten()
+    }
+
+    /// Runs a fenced store write, retrying backend errors (a dropped connection, a failover)
+    /// for up to ~15 s. Fenced writes are safe to repeat: a repeat after a lost commit
+    /// answers "fence lost" and changes nothing. `None` when every try failed.
+    pub(super) async fn with_retries<T, F, Fut>(
+        &self,
+        what: &str,
+        job_id: Uuid,
+        mut op: F,
+    ) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=9 {
+            match op().await {
+                Ok(v) => return Some(v),
+                Err(StoreError::Backend(e)) if attempt < 9 => {
+                    tracing::warn!(job_id = %job_id, error = %e, attempt, "could not {what}; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(4));
+                }
+                Err(e) => {
+                    tracing::error!(job_id = %job_id, error = %e, "could not {what}");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    pub(super) async fn wait_idle(&self, deadline: tokio::time::Instant) {
+        loop {
+            let notified = self.job_done.notified();
+            if lock(&self.running).is_empty() {
+                return;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+}
