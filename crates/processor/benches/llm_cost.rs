@@ -2,7 +2,7 @@
 //! validation, retries), against any OpenAI-compatible server.
 //!
 //! ```text
-//! cargo bench -p processor --bench llm_cost -- --base-url http://127.0.0.1:18190/v1 \
+//! cargo bench -p mediajobs-processor --bench llm_cost -- --base-url http://127.0.0.1:18190/v1 \
 //!     [--model NAME] [--cues 100] [--api-key KEY]
 //! ```
 //! Prints the usage the job result records (prompt / completion tokens, wasted tokens of
@@ -12,9 +12,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use processor::llm::{LlmRefiner, ProviderConfig, Providers, RefineOptions, SubtitleRefiner};
-use processor::subtitle::Cue;
-use processor::{CancellationToken, no_progress};
+use mediajobs_processor::llm::{
+    LlmRefiner, ProviderConfig, Providers, RefineOptions, SubtitleRefiner,
+};
+use mediajobs_processor::subtitle::Cue;
+use mediajobs_processor::{CancellationToken, no_progress};
 
 /// Sentences of an ordinary spoken transcript, with the errors speech recognition makes
 /// (homophones, missing apostrophes and capitals, split words).

@@ -4,7 +4,7 @@
 //! figures are medians of a few interleaved runs, CPU time read from `/proc`.
 //!
 //! ```text
-//! cargo bench -p processor --bench media -- [--only whisper|convert|decode] [--runs N]
+//! cargo bench -p mediajobs-processor --bench media -- [--only whisper|convert|decode] [--runs N]
 //!     [--speech-secs N] [--convert-secs N] [--decode-secs N]
 //! WHISPER_CLI=/path/to/whisper-cli   # built from whisper-rs's bundled whisper.cpp sources
 //! MEDIAJOBS_WHISPER_MODEL=/path/ggml-base.bin   # else fetched into MEDIAJOBS_MODELS_DIR
@@ -17,11 +17,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use processor::media::{AudioDecoder, ConvertOptions, Converter, Gst, GstConfig, Preset};
-use processor::transcribe::{
+use mediajobs_processor::media::{AudioDecoder, ConvertOptions, Converter, Gst, GstConfig, Preset};
+use mediajobs_processor::transcribe::{
     TranscribeOptions, Transcriber, WhisperConfig, WhisperModel, WhisperTranscriber,
 };
-use processor::{CancellationToken, no_progress};
+use mediajobs_processor::{CancellationToken, no_progress};
 
 struct Args {
     only: Option<String>,
@@ -152,7 +152,9 @@ async fn model_path() -> PathBuf {
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/models"),
         PathBuf::from,
     );
-    processor::model::ensure_model(&dir, "base").await.unwrap()
+    mediajobs_processor::model::ensure_model(&dir, "base")
+        .await
+        .unwrap()
 }
 
 async fn bench_whisper(a: &Args, dir: &Path, gst: Arc<Gst>) {

@@ -1,5 +1,5 @@
-//! Prints what the GStreamer probe finds: `cargo run -p processor --example probe -- FILE...`
-use processor::media::{Gst, GstConfig, MediaProbe};
+//! Prints what the GStreamer probe finds: `cargo run -p mediajobs-processor --example probe -- FILE...`
+use mediajobs_processor::media::{Gst, GstConfig, MediaProbe};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

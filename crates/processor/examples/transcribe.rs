@@ -1,9 +1,9 @@
 //! Fetches the default model if needed and transcribes files:
-//! `cargo run -p processor --release --example transcribe -- MODELS_DIR MODEL FILE...`
+//! `cargo run -p mediajobs-processor --release --example transcribe -- MODELS_DIR MODEL FILE...`
 use std::sync::Arc;
 
-use processor::media::{Gst, GstConfig};
-use processor::transcribe::{
+use mediajobs_processor::media::{Gst, GstConfig};
+use mediajobs_processor::transcribe::{
     TranscribeOptions, Transcriber, WhisperConfig, WhisperModel, WhisperTranscriber,
 };
 
@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         [dir, name, files @ ..] => (dir, name, files),
         _ => return Err("usage: transcribe MODELS_DIR MODEL FILE...".into()),
     };
-    let path = processor::model::ensure_model(dir.as_ref(), name).await?;
+    let path = mediajobs_processor::model::ensure_model(dir.as_ref(), name).await?;
     let model = WhisperModel::load(&WhisperConfig::new(&path))?;
     let gst = Arc::new(Gst::new(GstConfig::default())?);
     let t = WhisperTranscriber::new(model, gst, 2);
@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .transcribe(
                 f.as_ref(),
                 &TranscribeOptions::default(),
-                processor::no_progress(),
+                mediajobs_processor::no_progress(),
                 &Default::default(),
             )
             .await?;

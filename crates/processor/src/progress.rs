@@ -7,7 +7,7 @@ use std::sync::Arc;
 /// Any `Fn(f64, &str) + Send + Sync` is a sink:
 ///
 /// ```
-/// use processor::Progress;
+/// use mediajobs_processor::Progress;
 /// let p: Progress = std::sync::Arc::new(|f: f64, stage: &str| println!("{stage}: {:.0}%", f * 100.0));
 /// p.report(0.5, "decoding");
 /// ```
@@ -33,7 +33,7 @@ pub fn no_progress() -> Progress {
 /// Maps a sub-operation's 0..1 progress into `[from, to]` of the caller's.
 ///
 /// ```
-/// use processor::{scaled, Progress};
+/// use mediajobs_processor::{scaled, Progress};
 /// let seen = std::sync::Arc::new(std::sync::Mutex::new(0.0));
 /// let s = seen.clone();
 /// let outer: Progress = std::sync::Arc::new(move |f: f64, _: &str| *s.lock().unwrap() = f);

@@ -9,14 +9,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::llm_stub::{self, Stub, asked_lines};
-use processor::llm::{
+use mediajobs_processor::llm::{
     DEFAULT_SYSTEM_PROMPT, LlmRefiner, ProviderConfig, Providers, RefineOptions, RefineReport,
     RemoteTranscriber, RemoteTranscriberConfig, RetryPolicy, SubtitleRefiner, TokenUsage,
 };
-use processor::media::{Gst, GstConfig};
-use processor::subtitle::Cue;
-use processor::transcribe::{TranscribeOptions, Transcriber};
-use processor::{CancellationToken, ProcessorError, no_progress};
+use mediajobs_processor::media::{Gst, GstConfig};
+use mediajobs_processor::subtitle::Cue;
+use mediajobs_processor::transcribe::{TranscribeOptions, Transcriber};
+use mediajobs_processor::{CancellationToken, ProcessorError, no_progress};
 
 fn cues(n: usize) -> Vec<Cue> {
     (0..n)

@@ -10,9 +10,11 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use processor::llm::{LlmRefiner, ProviderConfig, Providers, RefineOptions, SubtitleRefiner};
-use processor::subtitle::{parse_srt, to_srt};
-use processor::{CancellationToken, no_progress};
+use mediajobs_processor::llm::{
+    LlmRefiner, ProviderConfig, Providers, RefineOptions, SubtitleRefiner,
+};
+use mediajobs_processor::subtitle::{parse_srt, to_srt};
+use mediajobs_processor::{CancellationToken, no_progress};
 
 const SRT: &str = "1\n00:00:01,000 --> 00:00:03,000\nthe wether today is realy nice\n\n\
 2\n00:00:03,500 --> 00:00:05,000\nwe shoud go to the beech\n\n\

@@ -6,10 +6,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use processor::media::{
+use mediajobs_processor::media::{
     AudioDecoder, ConvertOptions, Converter, Gst, GstConfig, MediaKind, MediaProbe, Preset,
 };
-use processor::{CancellationToken, ProcessorError, Progress, no_progress};
+use mediajobs_processor::{CancellationToken, ProcessorError, Progress, no_progress};
 
 fn gst() -> Gst {
     Gst::new(GstConfig::default()).unwrap()

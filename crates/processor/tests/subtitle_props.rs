@@ -2,7 +2,7 @@
 //! panic and round-trip what the formatters write.
 #![allow(clippy::unwrap_used)]
 
-use processor::subtitle::{
+use mediajobs_processor::subtitle::{
     Cue, Segment, SegmentOptions, Word, parse_any, parse_srt, parse_vtt, sanitize, segment, to_srt,
     to_vtt,
 };

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use processor::media::{Gst, GstConfig};
-use processor::subtitle::{SegmentOptions, parse_srt, segment, to_srt};
-use processor::transcribe::{
+use mediajobs_processor::media::{Gst, GstConfig};
+use mediajobs_processor::subtitle::{SegmentOptions, parse_srt, segment, to_srt};
+use mediajobs_processor::transcribe::{
     TranscribeOptions, Transcriber, WhisperConfig, WhisperModel, WhisperTranscriber,
 };
-use processor::{CancellationToken, ProcessorError, Progress, no_progress};
+use mediajobs_processor::{CancellationToken, ProcessorError, Progress, no_progress};
 
 const PASSAGE: &str = "The committee met on Tuesday to discuss the new library. \
 Members agreed that the building needs more windows, better heating, and a quiet room for \
@@ -27,7 +27,7 @@ fn models_dir() -> PathBuf {
 }
 
 async fn transcriber() -> WhisperTranscriber {
-    let path = processor::model::ensure_model(&models_dir(), "base")
+    let path = mediajobs_processor::model::ensure_model(&models_dir(), "base")
         .await
         .unwrap();
     let model = WhisperModel::load(&WhisperConfig::new(path)).unwrap();

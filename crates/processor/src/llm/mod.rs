@@ -74,7 +74,8 @@ impl ProviderConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the name, the URL scheme and the key (errors name the provider).
+    pub fn validate(&self) -> Result<(), String> {
         if self.name.is_empty()
             || !self
                 .name
@@ -154,7 +155,7 @@ impl Provider {
 /// The configured providers, looked up by the `provider:model` selector.
 ///
 /// ```
-/// use processor::llm::{Providers, ProviderConfig};
+/// use mediajobs_processor::llm::{Providers, ProviderConfig};
 /// let p = Providers::new(vec![ProviderConfig::new("local", "http://127.0.0.1:8080/v1", None)]).unwrap();
 /// let (provider, model) = p.resolve("local:qwen2.5:3b").unwrap();
 /// assert_eq!((provider.config.name.as_str(), model.as_str()), ("local", "qwen2.5:3b"));
@@ -182,61 +183,6 @@ impl Providers {
             }
         }
         Ok(Providers { by_name })
-    }
-
-    /// Providers from environment-style variables:
-    /// - `OPENAI_API_KEY` configures `openai` (at `MEDIAJOBS_LLM_OPENAI_BASE_URL` or the
-    ///   OpenAI API; `OPENAI_BASE_URL` is deliberately ignored);
-    /// - `MEDIAJOBS_LLM_<NAME>_BASE_URL` (+ optional `_API_KEY`, `_TIMEOUT_SECS`,
-    ///   `_MAX_CONCURRENCY`) configures provider `<name>` (e.g. `local` for llama.cpp or
-    ///   Ollama).
-    ///
-    /// Errors name the offending variable.
-    pub fn from_vars<I>(vars: I) -> Result<Self, ProcessorError>
-    where
-        I: IntoIterator<Item = (String, String)>,
-    {
-        let vars: BTreeMap<String, String> = vars.into_iter().collect();
-        let mut configs: BTreeMap<String, ProviderConfig> = BTreeMap::new();
-        let bad = |var: &str, msg: String| ProcessorError::Validation(format!("{var}: {msg}"));
-        for (k, v) in &vars {
-            let Some(rest) = k.strip_prefix("MEDIAJOBS_LLM_") else {
-                continue;
-            };
-            let Some(name) = rest.strip_suffix("_BASE_URL") else {
-                continue;
-            };
-            let name = name.to_ascii_lowercase();
-            configs.insert(name.clone(), ProviderConfig::new(&name, v, None));
-        }
-        if let Some(key) = vars.get("OPENAI_API_KEY").filter(|k| !k.is_empty()) {
-            configs
-                .entry("openai".into())
-                .or_insert_with(|| ProviderConfig::new("openai", OPENAI_BASE_URL, None))
-                .api_key = Some(key.clone());
-        }
-        for (name, cfg) in configs.iter_mut() {
-            let prefix = format!("MEDIAJOBS_LLM_{}", name.to_ascii_uppercase());
-            if let Some(k) = vars.get(&format!("{prefix}_API_KEY")) {
-                cfg.api_key = Some(k.clone()).filter(|k| !k.is_empty());
-            }
-            let var = format!("{prefix}_TIMEOUT_SECS");
-            if let Some(t) = vars.get(&var) {
-                let secs: u64 = t
-                    .parse()
-                    .map_err(|_| bad(&var, format!("'{t}' is not a number of seconds")))?;
-                cfg.timeout = Duration::from_secs(secs.max(1));
-            }
-            let var = format!("{prefix}_MAX_CONCURRENCY");
-            if let Some(c) = vars.get(&var) {
-                cfg.max_concurrency = c
-                    .parse()
-                    .map_err(|_| bad(&var, format!("'{c}' is not a number")))?;
-            }
-            cfg.validate()
-                .map_err(|e| bad(&format!("{prefix}_BASE_URL"), e))?;
-        }
-        Self::new(configs.into_values().collect())
     }
 
     /// Configured provider names.
@@ -289,49 +235,6 @@ pub fn parse_selector(selector: &str) -> Result<(String, String), ProcessorError
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
-    }
-
-    #[test]
-    fn providers_from_environment() {
-        let p = Providers::from_vars(vars(&[
-            ("OPENAI_API_KEY", "sk-x"),
-            ("OPENAI_BASE_URL", "http://evil.invalid/v1"),
-            ("MEDIAJOBS_LLM_LOCAL_BASE_URL", "http://127.0.0.1:8080/v1/"),
-            ("MEDIAJOBS_LLM_LOCAL_MAX_CONCURRENCY", "1"),
-        ]))
-        .unwrap();
-        assert_eq!(p.names(), vec!["local", "openai"]);
-        let (o, _) = p.resolve("openai:gpt-4o-mini").unwrap();
-        assert_eq!(
-            o.config.base_url, OPENAI_BASE_URL,
-            "OPENAI_BASE_URL is ignored"
-        );
-        assert_eq!(o.config.api_key.as_deref(), Some("sk-x"));
-        let (l, m) = p.resolve("LOCAL:smol:135m").unwrap();
-        assert_eq!(l.config.base_url, "http://127.0.0.1:8080/v1");
-        assert_eq!(l.config.max_concurrency, 1);
-        assert_eq!(m, "smol:135m");
-    }
-
-    #[test]
-    fn bad_config_names_the_variable() {
-        let e = Providers::from_vars(vars(&[("MEDIAJOBS_LLM_X_BASE_URL", "ftp://x")])).unwrap_err();
-        assert!(e.to_string().contains("MEDIAJOBS_LLM_X_BASE_URL"), "{e}");
-        let e = Providers::from_vars(vars(&[
-            ("MEDIAJOBS_LLM_X_BASE_URL", "http://x/v1"),
-            ("MEDIAJOBS_LLM_X_TIMEOUT_SECS", "soon"),
-        ]))
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("MEDIAJOBS_LLM_X_TIMEOUT_SECS"),
-            "{e}"
-        );
-        let e = Providers::from_vars(vars(&[("OPENAI_API_KEY", "bad\nkey")])).unwrap_err();
-        assert!(e.to_string().contains("API key"), "{e}");
-    }
 
     #[test]
     fn selectors() {

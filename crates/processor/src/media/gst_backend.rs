@@ -44,11 +44,11 @@ impl Default for GstConfig {
 /// GStreamer implementation of [`MediaProbe`], [`AudioDecoder`] and [`Converter`].
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), processor::ProcessorError> {
-/// use processor::media::{AudioDecoder, Gst, GstConfig};
+/// # async fn demo() -> Result<(), mediajobs_processor::ProcessorError> {
+/// use mediajobs_processor::media::{AudioDecoder, Gst, GstConfig};
 /// let gst = Gst::new(GstConfig::default())?;
 /// let audio = gst
-///     .decode("talk.webm".as_ref(), processor::no_progress(), &Default::default())
+///     .decode("talk.webm".as_ref(), mediajobs_processor::no_progress(), &Default::default())
 ///     .await?;
 /// println!("{} s of audio", audio.duration_ms() / 1000);
 /// # Ok(()) }

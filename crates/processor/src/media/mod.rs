@@ -107,13 +107,15 @@ impl Preset {
 }
 
 /// MP4 conversion settings.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConvertOptions {
     /// Maximum box `(width, height)`; the picture is scaled down to fit, aspect kept, never up.
     pub max_size: Option<(u32, u32)>,
     /// Video bitrate ceiling in kbit/s (VBV max rate over the CRF encode).
     pub max_kbps: Option<u32>,
     /// Speed/quality preset.
+    #[serde(default)]
     pub preset: Preset,
 }
 
@@ -168,7 +170,7 @@ pub trait Converter: Send + Sync {
 ///
 /// ```
 /// let mut s: Vec<f32> = (0..16_000).map(|i| 0.3 + 0.1 * (i as f32 * 0.2).sin()).collect();
-/// processor::media::clean_speech(&mut s);
+/// mediajobs_processor::media::clean_speech(&mut s);
 /// let mean: f32 = s[8_000..].iter().sum::<f32>() / 8_000.0;
 /// assert!(mean.abs() < 0.01, "offset removed");
 /// assert!((s.iter().fold(0f32, |m, v| m.max(v.abs())) - 0.95).abs() < 1e-3);
@@ -207,7 +209,7 @@ pub fn clean_speech(samples: &mut [f32]) {
 /// scaling up.
 ///
 /// ```
-/// use processor::media::fit_within;
+/// use mediajobs_processor::media::fit_within;
 /// assert_eq!(fit_within((1920, 1080), Some((1280, 720))), (1280, 720));
 /// assert_eq!(fit_within((1080, 1920), Some((1280, 720))), (404, 720));
 /// assert_eq!(fit_within((640, 360), Some((1280, 720))), (640, 360));

@@ -2,7 +2,7 @@
 //! sanitizing, and subtitle-grade segmentation of transcription output.
 //!
 //! ```
-//! use processor::subtitle::{parse_srt, to_srt, to_vtt};
+//! use mediajobs_processor::subtitle::{parse_srt, to_srt, to_vtt};
 //! let cues = parse_srt("\u{feff}1\r\n00:00:01,000 --> 00:00:02.500\r\nHello\r\n").unwrap();
 //! assert_eq!(cues[0].start_ms, 1000);
 //! assert_eq!(cues[0].end_ms, 2500);

@@ -57,7 +57,7 @@ impl Default for SegmentOptions {
 }
 
 /// Reading-speed figures of a set of cues (characters per second, line breaks excluded).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReadingSpeed {
     /// Mean over cues.
     pub mean_cps: f64,
@@ -236,7 +236,7 @@ fn ends_clause(w: &str) -> bool {
 /// - cues never overlap and keep the words in order.
 ///
 /// ```
-/// use processor::subtitle::{segment, Segment, SegmentOptions};
+/// use mediajobs_processor::subtitle::{segment, Segment, SegmentOptions};
 /// let segs = vec![Segment { start_ms: 0, end_ms: 4000, text: "Hello there. How are you today?".into(), words: vec![] }];
 /// let cues = segment(&segs, &SegmentOptions::default());
 /// assert_eq!(cues.len(), 2);
