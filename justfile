@@ -11,9 +11,9 @@ test:
 # Benchmarks; figures are recorded in docs/benchmarks.md.
 bench:
     cargo bench -p jobs-core --bench engine
-    cargo bench -p persistence --bench queue -- --jobs 2000
+    cargo bench -p mediajobs-persistence --bench queue -- --jobs 2000
     # Set WHISPER_CLI to compare with whisper.cpp's CLI (docs/benchmarks.md says how).
-    cargo bench -p processor --bench media -- --runs 3
+    cargo bench -p mediajobs-processor --bench media -- --runs 3
 
 # Formatting and lints as CI runs them.
 lint:

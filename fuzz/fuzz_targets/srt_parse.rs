@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use processor::subtitle::{parse_any, parse_srt, parse_vtt, sanitize, to_srt, to_vtt};
+use mediajobs_processor::subtitle::{parse_any, parse_srt, parse_vtt, sanitize, to_srt, to_vtt};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -37,9 +37,9 @@ impl TokenRule {
 /// Parses `token=alice,bob;token2=*` (the `API_TOKENS` setting).
 ///
 /// ```
-/// let rules = api::parse_tokens("s3cret-token=alice,bob; admin-token=*").unwrap();
+/// let rules = mediajobs_api::parse_tokens("s3cret-token=alice,bob; admin-token=*").unwrap();
 /// assert_eq!(rules.len(), 2);
-/// assert!(api::parse_tokens("missing-profiles").is_err());
+/// assert!(mediajobs_api::parse_tokens("missing-profiles").is_err());
 /// ```
 pub fn parse_tokens(spec: &str) -> Result<Vec<TokenRule>, String> {
     let mut out = Vec::new();
@@ -63,7 +63,11 @@ pub fn parse_tokens(spec: &str) -> Result<Vec<TokenRule>, String> {
                 .map(|p| p.trim().to_owned())
                 .filter(|p| !p.is_empty())
                 .collect();
-            if list.is_empty() || !list.iter().all(|p| persistence::valid_profile_id(p)) {
+            if list.is_empty()
+                || !list
+                    .iter()
+                    .all(|p| mediajobs_persistence::valid_profile_id(p))
+            {
                 return Err(format!("invalid profile list '{profiles}'"));
             }
             TokenRule::new(tok, Some(list))
@@ -94,7 +98,7 @@ where
             .map_err(|_| ApiError::validation("X-Profile-ID must be 1-64 of [A-Za-z0-9_-]"))?
             .trim()
             .to_owned();
-        if !persistence::valid_profile_id(&raw) {
+        if !mediajobs_persistence::valid_profile_id(&raw) {
             return Err(ApiError::validation(
                 "X-Profile-ID must be 1-64 of [A-Za-z0-9_-]",
             ));

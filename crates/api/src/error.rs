@@ -6,8 +6,8 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jobs_core::{ManagerError, StoreError};
-use persistence::DbError;
-use processor::ProcessorError;
+use mediajobs_jobs::{ErrorKind, MediaJobError};
+use mediajobs_persistence::DbError;
 use serde_json::{Value, json};
 
 /// An HTTP error with a stable code.
@@ -178,19 +178,21 @@ impl From<ManagerError> for ApiError {
     }
 }
 
-/// Errors found at submission (options the backend cannot honour, bad model strings).
-impl From<ProcessorError> for ApiError {
-    fn from(e: ProcessorError) -> Self {
-        let code = e.code();
-        match e {
-            ProcessorError::Validation(m)
-            | ProcessorError::InvalidModelString(m)
-            | ProcessorError::LlmProviderUnavailable(m)
-            | ProcessorError::WhisperUnavailable(m)
-            | ProcessorError::MediaDecode(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, m)
-            }
-            other => ApiError::internal(other),
+/// Refusals of the media jobs layer (submission checks, uploads): the kind picks the status.
+impl From<MediaJobError> for ApiError {
+    fn from(e: MediaJobError) -> Self {
+        let status = match e.kind {
+            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Internal if e.code == "Database" => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            code: e.code,
+            message: e.message,
+            details: e.details,
         }
     }
 }

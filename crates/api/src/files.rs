@@ -2,14 +2,12 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use futures::StreamExt;
-use persistence::{FileKind, FileOrigin, FileRecord};
-use processor::media::MediaKind;
-use processor::subtitle::parse_any;
+use mediajobs_jobs::{Upload, sanitize_name};
+use mediajobs_persistence::{FileKind, FileRecord};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -20,7 +18,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Profile;
 use crate::error::{ApiError, ApiResult};
-use crate::storage::{MediaStore, content_type_for, sanitize_name};
+use crate::extract::{ApiPath, ApiQuery};
 use crate::views::{FileDeleted, FileView, TranscriptView};
 
 /// Query of `POST /profiles/files`.
@@ -32,10 +30,6 @@ pub struct UploadQuery {
     pub kind: Option<String>,
     /// A folder label (1–128 printable characters).
     pub folder: Option<String>,
-}
-
-fn bad_upload(msg: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "MediaDecode", msg)
 }
 
 fn file_name_header(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -95,11 +89,10 @@ fn check_folder(f: Option<String>) -> Result<Option<String>, ApiError> {
 pub async fn upload(
     State(st): State<AppState>,
     Profile(profile): Profile,
-    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<FileView>)> {
-    let Query(q) = query?;
     let name = file_name_header(&headers)?;
     let folder = check_folder(q.folder)?;
     let want = match q.kind.as_deref() {
@@ -129,8 +122,7 @@ pub async fn upload(
     {
         return Err(too_large());
     }
-    let media = &st.services.media;
-    let tmp = media.temp();
+    let tmp = st.services.media.temp();
     let mut file = tokio::fs::File::create(tmp.path())
         .await
         .map_err(ApiError::storage)?;
@@ -149,85 +141,14 @@ pub async fn upload(
     file.flush().await.map_err(ApiError::storage)?;
     file.sync_data().await.map_err(ApiError::storage)?;
     drop(file);
-    if size == 0 {
-        return Err(bad_upload("the file is empty"));
-    }
-
-    // What is it? Subtitles by name or content; everything else must be readable media.
-    let lower = name.to_ascii_lowercase();
-    let looks_subtitle = lower.ends_with(".srt") || lower.ends_with(".vtt");
-    let mut kind = None;
-    let mut duration_ms = None;
-    if looks_subtitle || size <= 4 << 20 {
-        if let Ok(bytes) = tokio::fs::read(tmp.path()).await
-            && let Ok(text) = std::str::from_utf8(&bytes)
-            && parse_any(text).is_ok()
-        {
-            kind = Some(FileKind::Subtitle);
-        }
-        if looks_subtitle && kind.is_none() {
-            return Err(bad_upload(
-                "the file is named like subtitles but is not a valid SRT/VTT file",
-            ));
-        }
-    }
-    if kind.is_none() {
-        let info = st.services.probe.probe(tmp.path()).await.map_err(|e| {
-            bad_upload(&format!(
-                "not a readable audio, video or subtitle file: {e}"
-            ))
-        })?;
-        kind = Some(match info.kind {
-            MediaKind::Video => FileKind::Video,
-            MediaKind::Audio => FileKind::Audio,
-        });
-        duration_ms = info.duration_ms;
-    }
-    let kind = kind.ok_or_else(|| bad_upload("unknown file type"))?;
-    if let Some(w) = want
-        && w != kind
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "WrongFileKind",
-            format!(
-                "type={} was asked for, but the file is {}",
-                w.as_str(),
-                kind.as_str()
-            ),
-        ));
-    }
-    let id = Uuid::now_v7();
-    let key = MediaStore::key_for(id);
-    media.commit(tmp, &key).await.map_err(ApiError::storage)?;
-    let content_type = content_type_for(&name).map(str::to_owned).or_else(|| {
-        Some(match kind {
-            FileKind::Subtitle => "application/x-subrip".into(),
-            _ => "application/octet-stream".into(),
-        })
-    });
-    let rec = FileRecord {
-        id,
-        profile_id: profile,
+    let upload = Upload {
+        tmp,
+        digest: (hex::encode(hasher.finalize()), size),
         name,
-        kind,
-        content_type,
-        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
-        sha256: hex::encode(hasher.finalize()),
-        duration_ms,
-        source_file_id: None,
-        origin: FileOrigin::Uploaded,
+        expect: want,
         folder,
-        storage_key: key.clone(),
-        created_at: Utc::now(),
     };
-    let rec = match st.services.db.insert_file(&rec).await {
-        Ok(r) => r,
-        Err(e) => {
-            media.remove(&key).await;
-            return Err(e.into());
-        }
-    };
+    let rec = st.services.ingest_upload(&profile, upload).await?;
     st.metrics.uploads.inc();
     Ok((StatusCode::CREATED, Json(FileView::from(&rec))))
 }
@@ -259,9 +180,8 @@ async fn find_file(st: &AppState, profile: &str, id: Uuid) -> ApiResult<FileReco
 pub async fn get_file(
     State(st): State<AppState>,
     Profile(p): Profile,
-    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<FileView>> {
-    let Path(id) = path?;
     Ok(Json(FileView::from(&find_file(&st, &p, id).await?)))
 }
 
@@ -296,10 +216,9 @@ fn disposition(name: &str) -> String {
 pub async fn file_content(
     State(st): State<AppState>,
     Profile(p): Profile,
-    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    ApiPath(id): ApiPath<Uuid>,
     req: Request,
 ) -> ApiResult<Response> {
-    let Path(id) = path?;
     let rec = find_file(&st, &p, id).await?;
     let file_path = st
         .services
@@ -348,9 +267,8 @@ pub async fn file_content(
 pub async fn delete_file(
     State(st): State<AppState>,
     Profile(p): Profile,
-    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<FileDeleted>> {
-    let Path(id) = path?;
     let del = st.services.db.delete_file(&p, id).await?;
     st.services.media.remove(&del.file.storage_key).await;
     Ok(Json(FileDeleted {
@@ -378,9 +296,8 @@ pub async fn list_transcripts(
 pub async fn get_transcript(
     State(st): State<AppState>,
     Profile(p): Profile,
-    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<TranscriptView>> {
-    let Path(id) = path?;
     let t = st
         .services
         .db
@@ -397,9 +314,8 @@ pub async fn get_transcript(
 pub async fn delete_transcript(
     State(st): State<AppState>,
     Profile(p): Profile,
-    path: Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let Path(id) = path?;
     st.services.db.delete_transcript(&p, id).await?;
     Ok(Json(serde_json::json!({ "success": true })))
 }

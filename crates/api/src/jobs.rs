@@ -4,12 +4,12 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use futures::Stream;
-use jobs_core::{Job, JobEvent, JobEventKind, JobFilter, JobStatus, NewJob};
+use jobs_core::{Job, JobEvent, JobEventKind, JobFilter, JobStatus};
+use mediajobs_jobs::Submission;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use utoipa::IntoParams;
@@ -18,19 +18,12 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::Profile;
 use crate::error::{ApiError, ApiResult};
-use crate::validate::{self, SubmitBatch, SubmitJob};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, OwnedJob, own_job};
+use crate::requests::{SubmitBatch, SubmitJob};
 use crate::views::JobView;
 
 fn view(j: &Job) -> Json<JobView> {
     Json(JobView::from(j))
-}
-
-async fn own_job(st: &AppState, profile: &str, id: Uuid) -> ApiResult<Job> {
-    let job = st.manager.store().get_job(id).await?;
-    match job {
-        Some(j) if j.profile_id.as_deref() == Some(profile) => Ok(j),
-        _ => Err(ApiError::not_found(format!("job {id}"))),
-    }
 }
 
 /// Submits one job. Everything is validated before anything is queued.
@@ -40,37 +33,9 @@ async fn own_job(st: &AppState, profile: &str, id: Uuid) -> ApiResult<Job> {
 pub async fn submit(
     State(st): State<AppState>,
     Profile(p): Profile,
-    body: Result<Json<SubmitJob>, JsonRejection>,
+    ApiJson(req): ApiJson<SubmitJob>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let Json(req) = body?;
-    let op = validate::op_of(&req.job_type, false)?;
-    let file = st
-        .services
-        .db
-        .get_file(&p, req.file_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("file {}", req.file_id)))?;
-    validate::check_kinds(op, std::slice::from_ref(&file))?;
-    let params = validate::params(
-        op,
-        req.opts.as_ref(),
-        req.model.as_deref(),
-        req.sys_msg.as_deref(),
-        &st,
-    )?;
-    if op == validate::Op::FixSrt {
-        st.check_subtitle_parses(&file).await?;
-    }
-    let job = st
-        .manager
-        .enqueue(
-            NewJob::new(op.name(), params.to_json())
-                .profile(&p)
-                .file(file.id),
-        )
-        .await?;
-    st.metrics.submitted(op.name());
-    Ok((StatusCode::ACCEPTED, view(&job)))
+    submit_any(&st, &p, req.into()).await
 }
 
 /// Submits a batch: the parent and one child per file, in one transaction.
@@ -80,45 +45,19 @@ pub async fn submit(
 pub async fn submit_batch(
     State(st): State<AppState>,
     Profile(p): Profile,
-    body: Result<Json<SubmitBatch>, JsonRejection>,
+    ApiJson(req): ApiJson<SubmitBatch>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let Json(req) = body?;
-    let op = validate::op_of(&req.job_type, true)?;
-    validate::check_batch_ids(&req.file_ids)?;
-    let files = st.services.db.get_files(&p, &req.file_ids).await?;
-    if files.len() != req.file_ids.len() {
-        let missing: Vec<Uuid> = req
-            .file_ids
-            .iter()
-            .filter(|id| !files.iter().any(|f| f.id == **id))
-            .copied()
-            .collect();
-        return Err(ApiError::not_found(format!("{} file(s)", missing.len()))
-            .details(serde_json::json!({ "missing_file_ids": missing })));
-    }
-    validate::check_kinds(op, &files)?;
-    let params = validate::params(
-        op,
-        req.opts.as_ref(),
-        req.model.as_deref(),
-        req.sys_msg.as_deref(),
-        &st,
-    )?;
-    if op == validate::Op::FixSrt {
-        for f in &files {
-            st.check_subtitle_parses(f).await?;
-        }
-    }
-    let pjson = params.to_json();
-    let mut parent_params = pjson.clone();
-    parent_params["file_ids"] = serde_json::json!(req.file_ids);
-    let parent = NewJob::new(op.batch_name(), parent_params).profile(&p);
-    let children = files
-        .iter()
-        .map(|f| NewJob::new(op.name(), pjson.clone()).profile(&p).file(f.id))
-        .collect();
-    let (job, _) = st.manager.enqueue_batch(parent, children).await?;
-    st.metrics.submitted(op.batch_name());
+    submit_any(&st, &p, req.into()).await
+}
+
+async fn submit_any(
+    st: &AppState,
+    profile: &str,
+    sub: Submission,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let spec = st.services.prepare(profile, sub).await?;
+    let job = st.services.enqueue(&st.manager, profile, &spec).await?;
+    st.metrics.submitted(spec.job_type());
     Ok((StatusCode::ACCEPTED, view(&job)))
 }
 
@@ -145,9 +84,8 @@ pub struct ListQuery {
 pub async fn list(
     State(st): State<AppState>,
     Profile(p): Profile,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<JobView>>> {
-    let Query(q) = query?;
     let mut statuses: Vec<JobStatus> = match &q.status {
         Some(s) => s
             .split(',')
@@ -208,13 +146,8 @@ pub async fn list(
 /// One job.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
     responses((status = 200, body = JobView), (status = 404, body = crate::views::ErrorEnvelope)))]
-pub async fn get(
-    State(st): State<AppState>,
-    Profile(p): Profile,
-    path: Result<Path<Uuid>, PathRejection>,
-) -> ApiResult<Json<JobView>> {
-    let Path(id) = path?;
-    Ok(view(&own_job(&st, &p, id).await?))
+pub async fn get(OwnedJob(job): OwnedJob) -> ApiResult<Json<JobView>> {
+    Ok(view(&job))
 }
 
 /// The children of a batch, in submit order.
@@ -222,12 +155,9 @@ pub async fn get(
     responses((status = 200, body = Vec<JobView>), (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn children(
     State(st): State<AppState>,
-    Profile(p): Profile,
-    path: Result<Path<Uuid>, PathRejection>,
+    OwnedJob(job): OwnedJob,
 ) -> ApiResult<Json<Vec<JobView>>> {
-    let Path(id) = path?;
-    own_job(&st, &p, id).await?;
-    let kids = st.manager.store().list_children(id).await?;
+    let kids = st.manager.store().list_children(job.id).await?;
     Ok(Json(kids.iter().map(JobView::from).collect()))
 }
 
@@ -236,12 +166,9 @@ pub async fn children(
     responses((status = 200, body = JobView), (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn cancel(
     State(st): State<AppState>,
-    Profile(p): Profile,
-    path: Result<Path<Uuid>, PathRejection>,
+    OwnedJob(job): OwnedJob,
 ) -> ApiResult<Json<JobView>> {
-    let Path(id) = path?;
-    own_job(&st, &p, id).await?;
-    Ok(view(&st.manager.cancel_job(id).await?))
+    Ok(view(&st.manager.cancel_job(job.id).await?))
 }
 
 /// Retries a failed or cancelled job (a batch re-runs only its failed/cancelled children).
@@ -249,25 +176,19 @@ pub async fn cancel(
     responses((status = 202, body = JobView), (status = 404, body = crate::views::ErrorEnvelope), (status = 409, body = crate::views::ErrorEnvelope)))]
 pub async fn retry(
     State(st): State<AppState>,
-    Profile(p): Profile,
-    path: Result<Path<Uuid>, PathRejection>,
+    OwnedJob(job): OwnedJob,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    let Path(id) = path?;
-    own_job(&st, &p, id).await?;
-    Ok((StatusCode::ACCEPTED, view(&st.manager.retry_job(id).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        view(&st.manager.retry_job(job.id).await?),
+    ))
 }
 
 /// Deletes a finished job; `409` while it is active.
 #[utoipa::path(delete, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
     responses((status = 204, description = "Deleted"), (status = 404, body = crate::views::ErrorEnvelope), (status = 409, body = crate::views::ErrorEnvelope)))]
-pub async fn delete(
-    State(st): State<AppState>,
-    Profile(p): Profile,
-    path: Result<Path<Uuid>, PathRejection>,
-) -> ApiResult<StatusCode> {
-    let Path(id) = path?;
-    own_job(&st, &p, id).await?;
-    st.manager.delete_job(id).await?;
+pub async fn delete(State(st): State<AppState>, OwnedJob(job): OwnedJob) -> ApiResult<StatusCode> {
+    st.manager.delete_job(job.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -306,9 +227,8 @@ fn keep_alive() -> KeepAlive {
 pub async fn job_events(
     State(st): State<AppState>,
     Profile(p): Profile,
-    path: Result<Path<Uuid>, PathRejection>,
+    ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Sse<KeepAliveStream<EventStream>>> {
-    let Path(id) = path?;
     // Subscribe before reading the snapshot: no change can fall between the two.
     let rx = st.manager.subscribe();
     let job = own_job(&st, &p, id).await?;

@@ -3,12 +3,12 @@
 //! The HTTP API of mediajobs (DESIGN §6): axum's router on hyper with tower layers, request
 //! validation, the error envelope on every error, profile isolation and optional bearer
 //! tokens, streamed uploads and ranged downloads, SSE job events, Prometheus metrics, the
-//! OpenAPI document, and — in [`glue`] — the job handlers that run processor operations on
-//! stored files.
+//! OpenAPI document. Only HTTP lives here: what a job is, how it is checked and how it runs
+//! is `mediajobs-jobs`' business.
 //!
 //! ```no_run
-//! # async fn demo(state: api::AppState) -> std::io::Result<()> {
-//! let app = api::router(state);
+//! # async fn demo(state: mediajobs_api::AppState) -> std::io::Result<()> {
+//! let app = mediajobs_api::router(state);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
@@ -17,13 +17,12 @@
 mod auth;
 mod conn;
 mod error;
+mod extract;
 mod files;
-pub mod glue;
 mod jobs;
 mod metrics;
 mod openapi;
-mod storage;
-mod validate;
+mod requests;
 pub mod views;
 
 use std::sync::Arc;
@@ -34,18 +33,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobs_core::QueueManager;
-use persistence::FileRecord;
-use processor::transcribe::TranscribeOptions;
+use mediajobs_jobs::Services;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use auth::{Profile, TokenRule, parse_tokens};
 pub use error::{ApiError, ApiResult};
-pub use glue::{Services, register_handlers};
+pub use extract::{ApiJson, ApiPath, ApiQuery, OwnedJob};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
-pub use storage::{MediaStore, content_type_for, sanitize_name};
-pub use validate::Op;
+pub use requests::{SubmitBatch, SubmitJob};
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -78,43 +75,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Fires when the server shuts down: event streams end so the HTTP server can drain.
     pub shutdown: jobs_core::CancellationToken,
-}
-
-impl validate::Capabilities for AppState {
-    fn check_transcribe(&self, opts: &TranscribeOptions) -> Result<(), ApiError> {
-        match &self.services.transcriber {
-            Ok(t) => t.validate(opts).map_err(ApiError::from),
-            Err(why) => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "WhisperUnavailable",
-                why.clone(),
-            )),
-        }
-    }
-
-    fn check_model(&self, selector: &str) -> Result<(), ApiError> {
-        self.services
-            .refiner
-            .validate_model(selector)
-            .map_err(ApiError::from)
-    }
-}
-
-impl AppState {
-    /// `fix_srt` inputs must parse as SRT/VTT (checked at submission).
-    async fn check_subtitle_parses(&self, f: &FileRecord) -> Result<(), ApiError> {
-        let path = self
-            .services
-            .media
-            .path(&f.storage_key)
-            .ok_or_else(|| ApiError::storage("bad storage key"))?;
-        let bytes = tokio::fs::read(&path).await.map_err(ApiError::storage)?;
-        processor::subtitle::parse_any(&String::from_utf8_lossy(&bytes))
-            .map(|_| ())
-            .map_err(|e| {
-                ApiError::validation(format!("file {} is not a valid SRT/VTT file: {e}", f.id))
-            })
-    }
 }
 
 /// Liveness.

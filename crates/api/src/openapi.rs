@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::validate::{SubmitBatch, SubmitJob};
+use crate::requests::{SubmitBatch, SubmitJob};
 use crate::views::{ErrorBody, ErrorEnvelope, FileDeleted, FileView, JobView, TranscriptView};
 use crate::{files, jobs};
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use jobs_core::Job;
-use persistence::{FileRecord, TranscriptRecord};
+use mediajobs_persistence::{FileRecord, TranscriptRecord};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -12,10 +12,7 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The content URL of a file.
-pub fn file_url(id: Uuid) -> String {
-    format!("/profiles/files/{id}/content")
-}
+pub use mediajobs_jobs::file_url;
 
 /// A stored file.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -133,10 +133,10 @@ pub async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 /// removed, trimmed, at most 255 characters. `None` when nothing is left.
 ///
 /// ```
-/// assert_eq!(api::sanitize_name("../../etc/passwd").as_deref(), Some("passwd"));
-/// assert_eq!(api::sanitize_name("C:\\clips\\talk.mp4").as_deref(), Some("talk.mp4"));
-/// assert_eq!(api::sanitize_name(" \u{0} ").as_deref(), None);
-/// assert_eq!(api::sanitize_name("..").as_deref(), None);
+/// assert_eq!(mediajobs_jobs::sanitize_name("../../etc/passwd").as_deref(), Some("passwd"));
+/// assert_eq!(mediajobs_jobs::sanitize_name("C:\\clips\\talk.mp4").as_deref(), Some("talk.mp4"));
+/// assert_eq!(mediajobs_jobs::sanitize_name(" \u{0} ").as_deref(), None);
+/// assert_eq!(mediajobs_jobs::sanitize_name("..").as_deref(), None);
 /// ```
 pub fn sanitize_name(raw: &str) -> Option<String> {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();

@@ -1,7 +1,7 @@
 //! Queue throughput and latency on SQLite and PostgreSQL.
 //!
 //! ```text
-//! cargo bench -p persistence --bench queue -- [--jobs N] [--backend sqlite|pg|pg-async|all]
+//! cargo bench -p mediajobs-persistence --bench queue -- [--jobs N] [--backend sqlite|pg|pg-async|all]
 //! ```
 //!
 //! For each backend and 1 / 4 / 16 workers (io-lane permits of one node):
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use jobs_core::{Job, JobContext, JobError, JobResult, ManagerConfig, NewJob, QueueManager, lanes};
-use persistence::{ConnectOptions, Database};
+use mediajobs_persistence::{ConnectOptions, Database};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 

@@ -90,8 +90,8 @@ impl Drop for Inner {
 /// repositories.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), persistence::DbError> {
-/// use persistence::{ConnectOptions, Database};
+/// # async fn demo() -> Result<(), mediajobs_persistence::DbError> {
+/// use mediajobs_persistence::{ConnectOptions, Database};
 /// let db = Database::connect("sqlite://data/mediajobs.db", ConnectOptions::default()).await?;
 /// db.ensure_profile("alice").await?;
 /// # Ok(()) }

@@ -17,7 +17,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use jobs_core::{ManagerConfig, QueueManager};
-//! use persistence::{ConnectOptions, Database};
+//! use mediajobs_persistence::{ConnectOptions, Database};
 //!
 //! let db = Database::connect("postgres://postgres@127.0.0.1/mediajobs", ConnectOptions::default()).await?;
 //! let manager = QueueManager::new(Arc::new(db.clone()), ManagerConfig::default().node_id("node-a"));

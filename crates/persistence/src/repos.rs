@@ -18,9 +18,9 @@ use crate::types::{Id, Ts};
 /// `true` for 1–64 characters of `[A-Za-z0-9_-]` (the `X-Profile-ID` rule).
 ///
 /// ```
-/// assert!(persistence::valid_profile_id("alice_01"));
-/// assert!(!persistence::valid_profile_id("../etc"));
-/// assert!(!persistence::valid_profile_id(""));
+/// assert!(mediajobs_persistence::valid_profile_id("alice_01"));
+/// assert!(!mediajobs_persistence::valid_profile_id("../etc"));
+/// assert!(!mediajobs_persistence::valid_profile_id(""));
 /// ```
 pub fn valid_profile_id(id: &str) -> bool {
     (1..=64).contains(&id.len())

@@ -10,7 +10,7 @@ use jobs_core::{
     Job, JobContext, JobError, JobResult, JobStatus, JobStore, ManagerConfig, NewJob, Outcome,
     QueueManager, lanes,
 };
-use persistence::{ConnectOptions, Database};
+use mediajobs_persistence::{ConnectOptions, Database};
 use serde_json::json;
 use uuid::Uuid;
 

@@ -12,7 +12,7 @@ use jobs_core::{
     Job, JobContext, JobResult, JobStatus, JobStore, ManagerConfig, NewJob, QueueManager,
     StoreSignal, lanes,
 };
-use persistence::{ConnectOptions, Database};
+use mediajobs_persistence::{ConnectOptions, Database};
 use serde_json::json;
 
 async fn kill_connections(db_name: &str) -> usize {

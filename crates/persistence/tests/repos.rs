@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use jobs_core::{JobStatus, JobStore, NewJob};
-use persistence::{
+use mediajobs_persistence::{
     ConnectOptions, Database, DbError, FileKind, FileOrigin, FileRecord, TranscriptRecord,
 };
 use serde_json::json;

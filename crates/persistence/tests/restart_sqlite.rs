@@ -8,7 +8,7 @@ use jobs_core::{
     InterruptPolicy, Job, JobContext, JobResult, JobStatus, JobStore, ManagerConfig, NewJob,
     QueueManager, lanes,
 };
-use persistence::{ConnectOptions, Database};
+use mediajobs_persistence::{ConnectOptions, Database};
 use serde_json::json;
 
 fn config(policy: InterruptPolicy) -> ManagerConfig {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use jobs_core::testkit::TestStore;
-use persistence::{ConnectOptions, Database};
+use mediajobs_persistence::{ConnectOptions, Database};
 
 /// The PostgreSQL server used by the tests (`MEDIAJOBS_TEST_PG`, default the local one).
 pub fn pg_admin_url() -> String {

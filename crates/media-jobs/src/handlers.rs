@@ -1,0 +1,331 @@
+//! The job handlers: the one place where processor operations meet stored files. Each handler
+//! reads its input file, runs the operation with the job's progress and cancellation, and
+//! persists the output as a profile file (SRT, MP4) or a transcript through
+//! [`Services::add_file`]. Outputs are written to a temp file first and committed only while
+//! the job still runs: a failed or cancelled job leaves nothing behind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use jobs_core::{BatchStrategy, JobContext, JobError, QueueManager, State, lanes};
+use mediajobs_persistence::{FileKind, FileOrigin, FileRecord, TranscriptRecord};
+use mediajobs_processor::llm::{RefineOptions, TokenUsage};
+use mediajobs_processor::subtitle::{SegmentOptions, parse_any, reading_speed, segment, to_srt};
+use mediajobs_processor::transcribe::Transcriber;
+use mediajobs_processor::{ProcessorError, Progress};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::{ErrorKind, MediaJobError};
+use crate::services::{NewFile, Services};
+use crate::spec::{
+    Convert, ConvertOutput, FixSrt, FixSrtOutput, GenerateSrt, GenerateSrtOutput, OnFile,
+    Operation, Transcribe, TranscribeOutput,
+};
+
+/// Where a file can be downloaded (`/profiles/files/{id}/content`).
+pub fn file_url(id: Uuid) -> String {
+    format!("/profiles/files/{id}/content")
+}
+
+fn map_err(e: ProcessorError) -> JobError {
+    match e {
+        ProcessorError::Cancelled => JobError::cancelled(),
+        ProcessorError::Storage(io) => {
+            tracing::error!(error = %io, "storage error in a job");
+            JobError::new("Storage", "The media storage failed")
+        }
+        ProcessorError::Internal(m) | ProcessorError::Unavailable(m) => JobError::internal_msg(m),
+        other => JobError::new(other.code(), other.to_string()),
+    }
+}
+
+fn job_err(e: MediaJobError) -> JobError {
+    match e.kind {
+        ErrorKind::Internal if e.code == "Storage" => JobError::new("Storage", e.message),
+        ErrorKind::Internal => JobError::internal_msg(e.message),
+        _ => {
+            let err = JobError::new(e.code, e.message);
+            match e.details {
+                Some(d) => err.with_details(d),
+                None => err,
+            }
+        }
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> JobError {
+    tracing::error!(error = %e, "storage error in a job");
+    JobError::new("Storage", "The media storage failed")
+}
+
+fn progress_of(ctx: &JobContext) -> Progress {
+    let p = ctx.progress_reporter();
+    Arc::new(move |f: f64, stage: &str| p.report(f, stage))
+}
+
+fn stem(name: &str) -> &str {
+    match name.rfind('.') {
+        Some(i) if i > 0 => &name[..i],
+        _ => name,
+    }
+}
+
+async fn load_input<P: crate::spec::OperationParams>(
+    svc: &Services,
+    job: &OnFile<P>,
+) -> Result<(FileRecord, PathBuf), JobError> {
+    let rec = svc
+        .db
+        .get_file(&job.profile_id, job.file_id)
+        .await
+        .map_err(JobError::internal)?
+        .ok_or_else(|| JobError::new("NotFound", "The input file was deleted"))?;
+    let path = svc.file_path(&rec).map_err(job_err)?;
+    Ok((rec, path))
+}
+
+fn transcriber(svc: &Services) -> Result<Arc<dyn Transcriber>, JobError> {
+    svc.transcriber
+        .clone()
+        .map_err(|m| JobError::new("WhisperUnavailable", m))
+}
+
+/// Writes an SRT produced from `input` to a temp file and, if the job still runs, stores it as
+/// a profile file named after the input (`talk.webm` → `talk` + `suffix`).
+async fn save_srt(
+    svc: &Services,
+    ctx: &JobContext,
+    input: &FileRecord,
+    srt: &str,
+    suffix: &str,
+    origin: FileOrigin,
+) -> Result<FileRecord, JobError> {
+    let tmp = svc.media.temp();
+    tokio::fs::write(tmp.path(), srt.as_bytes())
+        .await
+        .map_err(storage)?;
+    ctx.check_cancelled()?;
+    let new = NewFile {
+        profile_id: input.profile_id.clone(),
+        name: format!("{}{suffix}", stem(&input.name)),
+        kind: FileKind::Subtitle,
+        content_type: Some("application/x-subrip".into()),
+        duration_ms: None,
+        source_file_id: Some(input.id),
+        origin,
+        folder: input.folder.clone(),
+    };
+    svc.add_file(tmp, None, new).await.map_err(job_err)
+}
+
+/// `generate_srt`: transcribe, segment into subtitle-grade cues, save the SRT.
+pub async fn generate_srt(
+    State(svc): State<Arc<Services>>,
+    job: OnFile<GenerateSrt>,
+    ctx: JobContext,
+) -> Result<GenerateSrtOutput, JobError> {
+    let (input, path) = load_input(&svc, &job).await?;
+    let t = transcriber(&svc)?;
+    let tr = t
+        .transcribe(
+            &path,
+            &job.params.opts,
+            progress_of(&ctx),
+            ctx.cancellation_token(),
+        )
+        .await
+        .map_err(map_err)?;
+    let cues = segment(&tr.segments, &SegmentOptions::default());
+    let srt = to_srt(&cues);
+    let rec = save_srt(&svc, &ctx, &input, &srt, ".srt", FileOrigin::Generated).await?;
+    Ok(GenerateSrtOutput {
+        srt_file_id: rec.id,
+        srt_url: file_url(rec.id),
+        srt_content: srt,
+        language: tr.language,
+        cues: cues.len(),
+        reading_speed: reading_speed(&cues),
+    })
+}
+
+/// `transcribe`: transcribe and store a transcript (segments, words when asked).
+pub async fn transcribe(
+    State(svc): State<Arc<Services>>,
+    job: OnFile<Transcribe>,
+    ctx: JobContext,
+) -> Result<TranscribeOutput, JobError> {
+    let (input, path) = load_input(&svc, &job).await?;
+    let opts = &job.params.opts;
+    let t = transcriber(&svc)?;
+    let tr = t
+        .transcribe(&path, opts, progress_of(&ctx), ctx.cancellation_token())
+        .await
+        .map_err(map_err)?;
+    ctx.check_cancelled()?;
+    let segments: Vec<serde_json::Value> = tr
+        .segments
+        .iter()
+        .map(|s| {
+            let mut v = json!({"start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text});
+            if opts.word_timestamps {
+                v["words"] = json!(s.words);
+            }
+            v
+        })
+        .collect();
+    let rec = svc
+        .db
+        .insert_transcript(&TranscriptRecord {
+            id: Uuid::now_v7(),
+            profile_id: input.profile_id.clone(),
+            file_id: Some(input.id),
+            job_id: Some(ctx.job_id()),
+            language: Some(tr.language.clone()),
+            text: tr.text.clone(),
+            segments: json!(segments),
+            created_at: Utc::now(),
+        })
+        .await
+        .map_err(JobError::internal)?;
+    Ok(TranscribeOutput {
+        transcript_id: rec.id,
+        transcript: rec.text,
+        language: tr.language,
+    })
+}
+
+/// `convert`: encode to MP4 and save it.
+pub async fn convert(
+    State(svc): State<Arc<Services>>,
+    job: OnFile<Convert>,
+    ctx: JobContext,
+) -> Result<ConvertOutput, JobError> {
+    let (input, path) = load_input(&svc, &job).await?;
+    let tmp = svc.media.temp();
+    let report = svc
+        .converter
+        .convert(
+            &path,
+            tmp.path(),
+            &job.params.opts,
+            progress_of(&ctx),
+            ctx.cancellation_token(),
+        )
+        .await
+        .map_err(map_err)?;
+    ctx.check_cancelled()?;
+    let new = NewFile {
+        profile_id: input.profile_id.clone(),
+        name: format!("{}.mp4", stem(&input.name)),
+        kind: FileKind::Video,
+        content_type: Some("video/mp4".into()),
+        duration_ms: report.duration_ms,
+        source_file_id: Some(input.id),
+        origin: FileOrigin::Converted,
+        folder: input.folder.clone(),
+    };
+    let rec = svc.add_file(tmp, None, new).await.map_err(job_err)?;
+    Ok(ConvertOutput {
+        file_id: rec.id,
+        video_url: file_url(rec.id),
+    })
+}
+
+/// The largest subtitle file fix_srt reads.
+const MAX_SUBTITLE_BYTES: u64 = 20 << 20;
+
+/// `fix_srt`: fix the cues' text with an LLM and save the fixed SRT; a failed run's token
+/// cost goes into the error's details.
+pub async fn fix_srt(
+    State(svc): State<Arc<Services>>,
+    job: OnFile<FixSrt>,
+    ctx: JobContext,
+) -> Result<FixSrtOutput, JobError> {
+    let (input, path) = load_input(&svc, &job).await?;
+    if input.size_bytes as u64 > MAX_SUBTITLE_BYTES {
+        return Err(JobError::new(
+            "ValidationError",
+            "The subtitle file is too large (20 MiB at most)",
+        ));
+    }
+    let bytes = tokio::fs::read(&path).await.map_err(storage)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let cues = parse_any(&text).map_err(|e| {
+        JobError::new(
+            "ValidationError",
+            format!("The input is not a valid SRT/VTT file: {e}"),
+        )
+    })?;
+    let spent = Arc::new(std::sync::Mutex::new(TokenUsage::default()));
+    let opts = RefineOptions {
+        system_prompt: job.params.sys_msg.clone(),
+        spent: Some(spent.clone()),
+        ..Default::default()
+    };
+    let rep = svc
+        .refiner
+        .refine(
+            &cues,
+            &job.params.model,
+            &opts,
+            progress_of(&ctx),
+            ctx.cancellation_token(),
+        )
+        .await
+        .map_err(|e| {
+            // What a failed run cost is part of its record.
+            let usage = spent
+                .lock()
+                .map(|u| u.clone())
+                .unwrap_or_else(|p| p.into_inner().clone());
+            let err = map_err(e);
+            if usage.requests > 0 && err.code() != "ServerError" {
+                err.with_details(json!({ "usage": usage }))
+            } else {
+                err
+            }
+        })?;
+    let srt = to_srt(&rep.cues);
+    let rec = save_srt(&svc, &ctx, &input, &srt, ".fixed.srt", FileOrigin::Fixed).await?;
+    Ok(FixSrtOutput {
+        srt_file_id: rec.id,
+        srt_url: file_url(rec.id),
+        srt_content: srt,
+        changed_cues: rep.changed_cues,
+        usage: rep.usage,
+    })
+}
+
+/// Registers the eight job types on a manager.
+///
+/// Local transcription and conversion run in the `heavy` lane (one at a time per node), and
+/// their batches one child at a time (on PostgreSQL: children claimable by every node); LLM
+/// fixing and remote transcription run in the `io` lane, and their batches with bounded
+/// concurrency.
+pub fn register_handlers(manager: &QueueManager, svc: Arc<Services>) {
+    let remote = svc.transcriber.as_ref().is_ok_and(|t| !t.is_local());
+    let t_lane = if remote { lanes::IO } else { lanes::HEAVY };
+    let io = svc.io_concurrency.max(1);
+    manager.register_with_state_in(t_lane, svc.clone(), generate_srt);
+    manager.register_with_state_in(t_lane, svc.clone(), transcribe);
+    manager.register_with_state_in(lanes::HEAVY, svc.clone(), convert);
+    manager.register_with_state_in(lanes::IO, svc.clone(), fix_srt);
+    // Local heavy work: one child at a time on an embedded (SQLite) node; on PostgreSQL the
+    // children are claimable by every node sharing the database (each node still runs one
+    // heavy job at a time), so a batch scales out with the cluster.
+    let heavy_batch = match svc.db.backend() {
+        mediajobs_persistence::Backend::Postgres => BatchStrategy::Distributed,
+        mediajobs_persistence::Backend::Sqlite => BatchStrategy::Sequential,
+    };
+    let t_batch = if remote {
+        BatchStrategy::Bounded(io)
+    } else {
+        heavy_batch
+    };
+    manager.register_batch(Operation::GenerateSrt.batch_name(), t_batch);
+    manager.register_batch(Operation::Transcribe.batch_name(), t_batch);
+    manager.register_batch(Operation::Convert.batch_name(), heavy_batch);
+    manager.register_batch(Operation::FixSrt.batch_name(), BatchStrategy::Bounded(io));
+}

@@ -1,0 +1,497 @@
+//! [`Services`]: what the media jobs need (database, media directory, processor backends),
+//! the checks a submission passes before anything is queued, the one way a file is added to
+//! a profile, and enqueueing a [`JobSpec`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use jobs_core::{Job, JobError, ManagerError, QueueManager};
+use mediajobs_persistence::{Database, DbError, FileKind, FileOrigin, FileRecord};
+use mediajobs_processor::llm::SubtitleRefiner;
+use mediajobs_processor::media::{Converter, MediaKind, MediaProbe};
+use mediajobs_processor::subtitle::parse_any;
+use mediajobs_processor::transcribe::{TranscribeOptions, Transcriber};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::error::{ErrorKind, MediaJobError};
+use crate::spec::{JobSpec, OnFiles, Operation, Params, check_batch_ids, parse_params};
+use crate::storage::{MediaStore, TempFile, content_type_for, hash_file};
+
+/// Everything the handlers need.
+pub struct Services {
+    /// Database (files, transcripts).
+    pub db: Database,
+    /// Media directory.
+    pub media: MediaStore,
+    /// Probing (GStreamer).
+    pub probe: Arc<dyn MediaProbe>,
+    /// MP4 conversion (GStreamer).
+    pub converter: Arc<dyn Converter>,
+    /// Transcription, or why it is unavailable (e.g. no model file).
+    pub transcriber: Result<Arc<dyn Transcriber>, String>,
+    /// LLM subtitle fixing.
+    pub refiner: Arc<dyn SubtitleRefiner>,
+    /// Concurrency of I/O-bound batches (the `io` lane's permits).
+    pub io_concurrency: usize,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("media", &self.media)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A submission in its HTTP form: a job type, its files, the raw `opts` object and the
+/// `fix_srt` fields. [`Services::prepare`] turns it into a checked [`JobSpec`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// The job type (`convert`, `batch_convert`, …).
+    pub job_type: String,
+    /// Whether this is a batch submission (`POST /jobs/batch`).
+    pub batch: bool,
+    /// The input files.
+    pub file_ids: Vec<Uuid>,
+    /// The `opts` object.
+    pub opts: Option<Value>,
+    /// `provider:model` (`fix_srt` only).
+    pub model: Option<String>,
+    /// System prompt override (`fix_srt` only).
+    pub sys_msg: Option<String>,
+}
+
+/// What a new profile file is: everything but its bytes, hash and storage key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFile {
+    /// The owning profile.
+    pub profile_id: String,
+    /// Display name.
+    pub name: String,
+    /// Kind.
+    pub kind: FileKind,
+    /// MIME type.
+    pub content_type: Option<String>,
+    /// Media duration.
+    pub duration_ms: Option<i64>,
+    /// The file it was made from (job outputs).
+    pub source_file_id: Option<Uuid>,
+    /// Uploaded, generated, converted, fixed.
+    pub origin: FileOrigin,
+    /// Folder label.
+    pub folder: Option<String>,
+}
+
+/// An uploaded body in a temp file, with what the upload measured on the way.
+#[derive(Debug)]
+pub struct Upload {
+    /// The bytes.
+    pub tmp: TempFile,
+    /// SHA-256 (hex) and size, computed while streaming.
+    pub digest: (String, u64),
+    /// Sanitized display name.
+    pub name: String,
+    /// The kind the client expects (checked against the content).
+    pub expect: Option<FileKind>,
+    /// Folder label.
+    pub folder: Option<String>,
+}
+
+fn db_err(e: DbError) -> MediaJobError {
+    match &e {
+        DbError::NotFound(what) => MediaJobError::not_found(what),
+        DbError::Conflict(m) => MediaJobError::new(ErrorKind::Conflict, "Conflict", m.clone()),
+        DbError::Invalid(m) => MediaJobError::validation(m.clone()),
+        _ => {
+            tracing::error!(error = %e, "database error");
+            MediaJobError::new(ErrorKind::Internal, "Database", "The database failed")
+        }
+    }
+}
+
+fn manager_err(e: ManagerError) -> MediaJobError {
+    match e {
+        ManagerError::NotFound(id) => MediaJobError::not_found(format!("job {id}")),
+        ManagerError::Conflict(m) => MediaJobError::new(ErrorKind::Conflict, "Conflict", m),
+        ManagerError::Invalid(m) => MediaJobError::validation(m),
+        other => {
+            tracing::error!(error = %other, "queue error at submission");
+            MediaJobError::new(ErrorKind::Internal, "Database", "The database failed")
+        }
+    }
+}
+
+impl Services {
+    /// Checks transcription options against the backend (or says why it is unavailable).
+    pub fn check_transcribe(&self, opts: &TranscribeOptions) -> Result<(), MediaJobError> {
+        match &self.transcriber {
+            Ok(t) => t.validate(opts).map_err(MediaJobError::from),
+            Err(why) => Err(MediaJobError::new(
+                ErrorKind::Invalid,
+                "WhisperUnavailable",
+                why.clone(),
+            )),
+        }
+    }
+
+    /// The checks of typed options against the running backends: transcription options
+    /// the backend can honour, a `provider:model` selector that resolves.
+    pub fn check_params(&self, params: &Params) -> Result<(), MediaJobError> {
+        match params {
+            Params::GenerateSrt(p) => self.check_transcribe(&p.opts),
+            Params::Transcribe(p) => self.check_transcribe(&p.opts),
+            Params::Convert(_) => Ok(()),
+            Params::FixSrt(p) => {
+                self.refiner
+                    .validate_model(p.model.trim())
+                    .map_err(MediaJobError::from)?;
+                if let Some(s) = &p.sys_msg
+                    && s.chars().count() > 4000
+                {
+                    return Err(MediaJobError::validation(
+                        "sys_msg must be at most 4000 characters",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The path of a stored file, if it is there.
+    pub fn file_path(&self, rec: &FileRecord) -> Result<PathBuf, MediaJobError> {
+        let path = self.media.path(&rec.storage_key).ok_or_else(|| {
+            MediaJobError::storage(format!("bad storage key {}", rec.storage_key))
+        })?;
+        if !path.is_file() {
+            return Err(MediaJobError::storage(format!(
+                "missing media file {}",
+                path.display()
+            )));
+        }
+        Ok(path)
+    }
+
+    /// The profile's files with these ids, in order; `NotFound` listing the missing ones.
+    async fn files_of(
+        &self,
+        profile: &str,
+        ids: &[Uuid],
+        batch: bool,
+    ) -> Result<Vec<FileRecord>, MediaJobError> {
+        if !batch {
+            let mut out = Vec::new();
+            for id in ids {
+                let f = self
+                    .db
+                    .get_file(profile, *id)
+                    .await
+                    .map_err(db_err)?
+                    .ok_or_else(|| MediaJobError::not_found(format!("file {id}")))?;
+                out.push(f);
+            }
+            return Ok(out);
+        }
+        let files = self.db.get_files(profile, ids).await.map_err(db_err)?;
+        if files.len() != ids.len() {
+            let missing: Vec<Uuid> = ids
+                .iter()
+                .filter(|id| !files.iter().any(|f| f.id == **id))
+                .copied()
+                .collect();
+            return Err(
+                MediaJobError::not_found(format!("{} file(s)", missing.len()))
+                    .details(json!({ "missing_file_ids": missing })),
+            );
+        }
+        Ok(files)
+    }
+
+    /// Checks that each file suits the operation (`WrongFileKind` otherwise).
+    fn check_kinds(op: Operation, files: &[FileRecord]) -> Result<(), MediaJobError> {
+        for f in files {
+            if !op.accepts(f.kind) {
+                return Err(MediaJobError::new(
+                    ErrorKind::Invalid,
+                    "WrongFileKind",
+                    format!(
+                        "{} needs {}; file {} is {}",
+                        op.name(),
+                        op.wants(),
+                        f.id,
+                        f.kind.as_str()
+                    ),
+                )
+                .details(json!({ "file_id": f.id, "kind": f.kind.as_str() })));
+            }
+        }
+        Ok(())
+    }
+
+    /// `fix_srt` inputs must parse as SRT/VTT.
+    async fn check_subtitle_parses(&self, f: &FileRecord) -> Result<(), MediaJobError> {
+        let path = self
+            .media
+            .path(&f.storage_key)
+            .ok_or_else(|| MediaJobError::storage("bad storage key"))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(MediaJobError::storage)?;
+        parse_any(&String::from_utf8_lossy(&bytes))
+            .map(|_| ())
+            .map_err(|e| {
+                MediaJobError::validation(format!("file {} is not a valid SRT/VTT file: {e}", f.id))
+            })
+    }
+
+    /// Checks an HTTP submission, in the order of the contract: the job type, the batch file
+    /// list, the files exist in the profile, their kinds, the options, and (`fix_srt`) that
+    /// the inputs parse. Nothing is queued.
+    pub async fn prepare(&self, profile: &str, sub: Submission) -> Result<JobSpec, MediaJobError> {
+        let op = Operation::parse(&sub.job_type, sub.batch)?;
+        if sub.batch {
+            check_batch_ids(&sub.file_ids)?;
+        }
+        let files = self.files_of(profile, &sub.file_ids, sub.batch).await?;
+        Self::check_kinds(op, &files)?;
+        let params = parse_params(
+            op,
+            sub.opts.as_ref(),
+            sub.model.as_deref(),
+            sub.sys_msg.as_deref(),
+        )?;
+        self.check_params(&params)?;
+        if op == Operation::FixSrt {
+            for f in &files {
+                self.check_subtitle_parses(f).await?;
+            }
+        }
+        JobSpec::new(params, sub.file_ids, sub.batch)
+    }
+
+    /// Checks a typed spec (as a Rust caller builds it) by the same rules as
+    /// [`prepare`](Services::prepare).
+    pub async fn check_spec(&self, profile: &str, spec: &JobSpec) -> Result<(), MediaJobError> {
+        spec.check()?;
+        let op = spec.operation();
+        let files = self
+            .files_of(profile, &spec.file_ids(), spec.is_batch())
+            .await?;
+        Self::check_kinds(op, &files)?;
+        self.check_params(&spec.params())?;
+        if op == Operation::FixSrt {
+            for f in &files {
+                self.check_subtitle_parses(f).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the job(s) of a checked spec and wakes the workers; returns the job (the
+    /// parent, for a batch).
+    pub async fn enqueue(
+        &self,
+        manager: &QueueManager,
+        profile: &str,
+        spec: &JobSpec,
+    ) -> Result<Job, MediaJobError> {
+        let files = spec.file_ids();
+        let params = spec.params();
+        let internal = |e: JobError| {
+            tracing::error!(error = %e, "could not encode a job");
+            MediaJobError::new(
+                ErrorKind::Internal,
+                "ServerError",
+                "An Unexpected Error Occurred",
+            )
+        };
+        if spec.is_batch() {
+            let (parent, children) = match params {
+                Params::GenerateSrt(p) => batch(profile, files, p).to_new_jobs(),
+                Params::Transcribe(p) => batch(profile, files, p).to_new_jobs(),
+                Params::Convert(p) => batch(profile, files, p).to_new_jobs(),
+                Params::FixSrt(p) => batch(profile, files, p).to_new_jobs(),
+            }
+            .map_err(internal)?;
+            let (job, _) = manager
+                .enqueue_batch(parent, children)
+                .await
+                .map_err(manager_err)?;
+            return Ok(job);
+        }
+        let file_id = files
+            .first()
+            .copied()
+            .ok_or_else(|| MediaJobError::validation("a single job takes exactly one file"))?;
+        use crate::spec::OnFile;
+        use jobs_core::JobArgs;
+        let new = match params {
+            Params::GenerateSrt(params) => OnFile {
+                profile_id: profile.to_owned(),
+                file_id,
+                params,
+            }
+            .to_new_job(),
+            Params::Transcribe(params) => OnFile {
+                profile_id: profile.to_owned(),
+                file_id,
+                params,
+            }
+            .to_new_job(),
+            Params::Convert(params) => OnFile {
+                profile_id: profile.to_owned(),
+                file_id,
+                params,
+            }
+            .to_new_job(),
+            Params::FixSrt(params) => OnFile {
+                profile_id: profile.to_owned(),
+                file_id,
+                params,
+            }
+            .to_new_job(),
+        }
+        .map_err(internal)?;
+        manager.enqueue(new).await.map_err(manager_err)
+    }
+
+    /// Adds a file to a profile — the one way uploads and job outputs alike become files:
+    /// hash (unless the upload measured it already), move into place under a server-made
+    /// key, insert the record; on a failed insert the bytes are removed again.
+    pub async fn add_file(
+        &self,
+        tmp: TempFile,
+        digest: Option<(String, u64)>,
+        new: NewFile,
+    ) -> Result<FileRecord, MediaJobError> {
+        let (sha256, size) = match digest {
+            Some(d) => d,
+            None => hash_file(tmp.path())
+                .await
+                .map_err(MediaJobError::storage)?,
+        };
+        let id = Uuid::now_v7();
+        let key = MediaStore::key_for(id);
+        self.media
+            .commit(tmp, &key)
+            .await
+            .map_err(MediaJobError::storage)?;
+        let rec = FileRecord {
+            id,
+            profile_id: new.profile_id,
+            name: new.name,
+            kind: new.kind,
+            content_type: new.content_type,
+            size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
+            sha256,
+            duration_ms: new.duration_ms,
+            source_file_id: new.source_file_id,
+            origin: new.origin,
+            folder: new.folder,
+            storage_key: key.clone(),
+            created_at: Utc::now(),
+        };
+        match self.db.insert_file(&rec).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.media.remove(&key).await;
+                Err(db_err(e))
+            }
+        }
+    }
+
+    /// Identifies an uploaded body (subtitles by name or content; anything else must be
+    /// readable media), checks it against the expected kind, and adds it to the profile.
+    pub async fn ingest_upload(
+        &self,
+        profile: &str,
+        up: Upload,
+    ) -> Result<FileRecord, MediaJobError> {
+        let Upload {
+            tmp,
+            digest,
+            name,
+            expect,
+            folder,
+        } = up;
+        let size = digest.1;
+        if size == 0 {
+            return Err(MediaJobError::media_decode("the file is empty"));
+        }
+        let lower = name.to_ascii_lowercase();
+        let looks_subtitle = lower.ends_with(".srt") || lower.ends_with(".vtt");
+        let mut kind = None;
+        let mut duration_ms = None;
+        if looks_subtitle || size <= 4 << 20 {
+            if let Ok(bytes) = tokio::fs::read(tmp.path()).await
+                && let Ok(text) = std::str::from_utf8(&bytes)
+                && parse_any(text).is_ok()
+            {
+                kind = Some(FileKind::Subtitle);
+            }
+            if looks_subtitle && kind.is_none() {
+                return Err(MediaJobError::media_decode(
+                    "the file is named like subtitles but is not a valid SRT/VTT file",
+                ));
+            }
+        }
+        let kind = match kind {
+            Some(k) => k,
+            None => {
+                let info = self.probe.probe(tmp.path()).await.map_err(|e| {
+                    MediaJobError::media_decode(format!(
+                        "not a readable audio, video or subtitle file: {e}"
+                    ))
+                })?;
+                duration_ms = info.duration_ms;
+                match info.kind {
+                    MediaKind::Video => FileKind::Video,
+                    MediaKind::Audio => FileKind::Audio,
+                }
+            }
+        };
+        if let Some(w) = expect
+            && w != kind
+        {
+            return Err(MediaJobError::new(
+                ErrorKind::Invalid,
+                "WrongFileKind",
+                format!(
+                    "type={} was asked for, but the file is {}",
+                    w.as_str(),
+                    kind.as_str()
+                ),
+            ));
+        }
+        let content_type = content_type_for(&name).map(str::to_owned).or_else(|| {
+            Some(match kind {
+                FileKind::Subtitle => "application/x-subrip".into(),
+                _ => "application/octet-stream".into(),
+            })
+        });
+        let new = NewFile {
+            profile_id: profile.to_owned(),
+            name,
+            kind,
+            content_type,
+            duration_ms,
+            source_file_id: None,
+            origin: FileOrigin::Uploaded,
+            folder,
+        };
+        self.add_file(tmp, Some(digest), new).await
+    }
+}
+
+fn batch<P: crate::spec::OperationParams>(
+    profile: &str,
+    file_ids: Vec<Uuid>,
+    params: P,
+) -> OnFiles<P> {
+    OnFiles {
+        profile_id: profile.to_owned(),
+        file_ids,
+        params,
+    }
+}
