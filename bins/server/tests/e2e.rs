@@ -135,8 +135,12 @@ async fn full_flow(database_url: Option<&str>) {
     assert!(done["result"]["usage"]["prompt_tokens"].as_u64().unwrap() >= 50);
     let fixed = done["result"]["srt_content"].as_str().unwrap();
     assert_eq!(
-        processor::subtitle::parse_srt(fixed).unwrap().len(),
-        processor::subtitle::parse_srt(&srt).unwrap().len(),
+        mediajobs_processor::subtitle::parse_srt(fixed)
+            .unwrap()
+            .len(),
+        mediajobs_processor::subtitle::parse_srt(&srt)
+            .unwrap()
+            .len(),
         "same cue count"
     );
 

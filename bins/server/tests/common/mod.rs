@@ -18,7 +18,7 @@ pub fn models_dir() -> PathBuf {
 }
 
 pub async fn whisper_model() -> PathBuf {
-    processor::model::ensure_model(&models_dir(), "base")
+    mediajobs_processor::model::ensure_model(&models_dir(), "base")
         .await
         .unwrap()
 }

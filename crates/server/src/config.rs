@@ -1,0 +1,537 @@
+//! [`Config`]: the server's settings as data, layered with figment from defaults, a TOML file,
+//! `MEDIAJOBS_*` environment variables and (in the binary) command-line flags, later layers
+//! winning. Every error names the setting it is about: the environment variable, or the key
+//! and the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use jobs_core::InterruptPolicy;
+use mediajobs_processor::llm::{OPENAI_BASE_URL, ProviderConfig};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The top-level settings (TOML keys; `MEDIAJOBS_<UPPER>` in the environment).
+pub const SETTINGS: &[&str] = &[
+    "bind",
+    "data_dir",
+    "database_url",
+    "database_ca_file",
+    "whisper_model",
+    "whisper_threads",
+    "heavy_concurrency",
+    "io_concurrency",
+    "max_upload_bytes",
+    "interrupted_jobs",
+    "max_attempts",
+    "lease_secs",
+    "grace_secs",
+    "api_tokens",
+    "node_id",
+    "transcription_backend",
+    "transcribe_base_url",
+    "transcribe_api_key",
+    "transcribe_model",
+    "log",
+    "llm",
+];
+
+/// The settings of one LLM provider (`[llm.<name>]`, or `MEDIAJOBS_LLM_<NAME>_<KEY>`).
+const LLM_KEYS: &[&str] = &["base_url", "api_key", "timeout_secs", "max_concurrency"];
+
+/// Where transcription runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TranscriptionBackend {
+    /// whisper.cpp in this process (the default).
+    #[default]
+    Local,
+    /// An OpenAI-compatible `/v1/audio/transcriptions` service
+    /// (`transcribe_base_url`, `transcribe_api_key`, `transcribe_model`).
+    Remote,
+}
+
+/// One OpenAI-compatible LLM provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmProviderSettings {
+    /// Base URL including `/v1` (default for `openai`: the OpenAI API).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub base_url: Option<String>,
+    /// API key (`OPENAI_API_KEY` for `openai`).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub api_key: Option<String>,
+    /// Per-request timeout in seconds (default 120).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Requests in flight at once (default 4).
+    #[serde(default)]
+    pub max_concurrency: Option<usize>,
+}
+
+/// The server's settings. Every field has a default: the embedded setup (SQLite under
+/// `./data`, the local `base` model, `127.0.0.1:8080`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Data directory: the SQLite file, `media/` and `models/`.
+    pub data_dir: PathBuf,
+    /// `sqlite://FILE` or `postgres://…` (default: `sqlite://DATA_DIR/mediajobs.db`).
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub database_url: Option<String>,
+    /// A CA certificate (PEM) for PostgreSQL TLS.
+    pub database_ca_file: Option<PathBuf>,
+    /// The GGML whisper model (default: `DATA_DIR/models/ggml-base.bin`).
+    pub whisper_model: Option<PathBuf>,
+    /// whisper.cpp threads (default: the cores).
+    pub whisper_threads: Option<usize>,
+    /// Permits of the `heavy` lane (local transcription, conversion).
+    pub heavy_concurrency: usize,
+    /// Permits of the `io` lane (LLM, remote transcription).
+    pub io_concurrency: usize,
+    /// Largest upload in bytes.
+    pub max_upload_bytes: u64,
+    /// `retry` or `fail`: what happens to jobs a restart interrupted.
+    pub interrupted_jobs: InterruptPolicy,
+    /// Default attempts of a job (interrupted jobs are re-queued while attempts remain).
+    pub max_attempts: i32,
+    /// Lease length in seconds (at least 3).
+    pub lease_secs: u64,
+    /// How long a stop lets running jobs finish, in seconds.
+    pub grace_secs: u64,
+    /// Bearer tokens: `TOKEN=PROFILE[,PROFILE…];TOKEN=*` (empty: no authentication).
+    #[serde(deserialize_with = "lenient_string")]
+    pub api_tokens: String,
+    /// This node's id (default: the host name); unique per node sharing a database.
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub node_id: Option<String>,
+    /// `local` or `remote`.
+    pub transcription_backend: TranscriptionBackend,
+    /// Base URL (with `/v1`) of the remote transcription service.
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub transcribe_base_url: Option<String>,
+    /// API key of the remote transcription service.
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub transcribe_api_key: Option<String>,
+    /// Model name of the remote transcription service.
+    #[serde(deserialize_with = "lenient_string")]
+    pub transcribe_model: String,
+    /// Log filter (`RUST_LOG` wins when set).
+    #[serde(deserialize_with = "lenient_string")]
+    pub log: String,
+    /// LLM providers by name.
+    pub llm: BTreeMap<String, LlmProviderSettings>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            database_ca_file: None,
+            whisper_model: None,
+            whisper_threads: None,
+            heavy_concurrency: 1,
+            io_concurrency: 4,
+            max_upload_bytes: 2 << 30,
+            interrupted_jobs: InterruptPolicy::Retry,
+            max_attempts: 3,
+            lease_secs: 30,
+            grace_secs: 10,
+            api_tokens: String::new(),
+            node_id: None,
+            transcription_backend: TranscriptionBackend::Local,
+            transcribe_base_url: None,
+            transcribe_api_key: None,
+            transcribe_model: "whisper-1".into(),
+            // whisper.cpp logs every model parameter at info level: keep it to warnings.
+            log: "info,whisper_rs=warn".into(),
+            llm: BTreeMap::new(),
+        }
+    }
+}
+
+/// A setting that could not be used; the message names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    S(String),
+    I(i64),
+    U(u64),
+    F(f64),
+    B(bool),
+}
+
+impl Scalar {
+    fn into_string(self) -> String {
+        match self {
+            Scalar::S(s) => s,
+            Scalar::I(i) => i.to_string(),
+            Scalar::U(u) => u.to_string(),
+            Scalar::F(f) => f.to_string(),
+            Scalar::B(b) => b.to_string(),
+        }
+    }
+}
+
+/// Environment values that look like numbers (`MEDIAJOBS_NODE_ID=7`) are still strings.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Scalar::deserialize(d).map(Scalar::into_string)
+}
+
+fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<Scalar>::deserialize(d).map(|o| o.map(Scalar::into_string))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mediajobs".into())
+}
+
+/// `MEDIAJOBS_LLM_<NAME>_<KEY>` → `llm.<name>.<key>`; other known settings as they are.
+fn env_key(k: &str) -> Option<String> {
+    if let Some(rest) = k.strip_prefix("llm_") {
+        return LLM_KEYS.iter().find_map(|key| {
+            rest.strip_suffix(key)
+                .and_then(|n| n.strip_suffix('_'))
+                .filter(|n| !n.is_empty())
+                .map(|name| format!("llm.{name}.{key}"))
+        });
+    }
+    (SETTINGS.contains(&k) && k != "llm").then(|| k.to_owned())
+}
+
+impl Config {
+    /// The layers below the command line: defaults, then the TOML file (`file`, else
+    /// `MEDIAJOBS_CONFIG`), then the environment (`MEDIAJOBS_*`, `OPENAI_API_KEY` for the
+    /// `openai` provider; `OPENAI_BASE_URL` is deliberately ignored).
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("MEDIAJOBS_CONFIG").map(PathBuf::from));
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig.merge(
+            Env::prefixed("MEDIAJOBS_")
+                .filter_map(|k| env_key(&k.as_str().to_ascii_lowercase()).map(Into::into)),
+        )
+        .merge(
+            Env::raw()
+                .only(&["openai_api_key"])
+                .filter_map(|_| Some("llm.openai.api_key".into())),
+        )
+    }
+
+    /// Loads defaults, file and environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::from_figment(&Config::figment(file))
+    }
+
+    /// Extracts and checks the settings of a figment (the binary merges its flags on top).
+    pub fn from_figment(fig: &Figment) -> Result<Config, ConfigError> {
+        // Unknown keys can only come from the file (the environment is filtered).
+        let raw: figment::value::Dict = fig.extract().map_err(err)?;
+        for (k, v) in &raw {
+            if !SETTINGS.contains(&k.as_str()) {
+                return Err(ConfigError(format!(
+                    "{}: unknown setting '{k}' (known: {})",
+                    source_of(fig, k),
+                    SETTINGS.join(", ")
+                )));
+            }
+            if k == "llm"
+                && let Some(providers) = v.as_dict()
+            {
+                for (name, p) in providers {
+                    let keys = p.as_dict().map(|d| d.keys().cloned().collect::<Vec<_>>());
+                    let Some(keys) = keys else {
+                        return Err(ConfigError(format!(
+                            "{}: [llm.{name}] must be a table",
+                            source_of(fig, "llm")
+                        )));
+                    };
+                    if let Some(bad) = keys.iter().find(|k| !LLM_KEYS.contains(&k.as_str())) {
+                        return Err(ConfigError(format!(
+                            "{}: unknown setting '{bad}' of provider '{name}' (known: {})",
+                            source_of(fig, &format!("llm.{name}.{bad}")),
+                            LLM_KEYS.join(", ")
+                        )));
+                    }
+                }
+            }
+        }
+        let cfg: Config = fig.extract().map_err(err)?;
+        let positive = |v: usize, key: &str| {
+            if v == 0 {
+                Err(ConfigError(format!(
+                    "{}: must be at least 1",
+                    source_of(fig, key)
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        positive(cfg.heavy_concurrency, "heavy_concurrency")?;
+        positive(cfg.io_concurrency, "io_concurrency")?;
+        if let Some(t) = cfg.whisper_threads {
+            positive(t, "whisper_threads")?;
+        }
+        if let Some(n) = &cfg.node_id
+            && (n.is_empty() || n.len() > 128)
+        {
+            return Err(ConfigError(format!(
+                "{}: must be 1-128 characters",
+                source_of(fig, "node_id")
+            )));
+        }
+        if cfg.transcription_backend == TranscriptionBackend::Remote
+            && cfg.transcribe_base_url.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(ConfigError(format!(
+                "{}: 'remote' needs MEDIAJOBS_TRANSCRIBE_BASE_URL",
+                source_of(fig, "transcription_backend")
+            )));
+        }
+        cfg.llm_providers()?;
+        Ok(cfg)
+    }
+
+    /// The database URL.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mediajobs.db").display()))
+    }
+
+    /// The whisper model file.
+    pub fn whisper_model(&self) -> PathBuf {
+        self.whisper_model.clone().unwrap_or_else(|| {
+            mediajobs_processor::model::model_path(
+                &self.data_dir.join("models"),
+                mediajobs_processor::model::DEFAULT_MODEL,
+            )
+        })
+    }
+
+    /// whisper.cpp threads.
+    pub fn whisper_threads(&self) -> usize {
+        self.whisper_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(hostname)
+    }
+
+    /// The lease (at least 3 s).
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs.max(3))
+    }
+
+    /// The stop grace period.
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_secs)
+    }
+
+    /// The LLM providers as the processor takes them; errors name the setting.
+    pub fn llm_providers(&self) -> Result<Vec<ProviderConfig>, ConfigError> {
+        let mut out = Vec::new();
+        for (name, p) in &self.llm {
+            let var = |key: &str| format!("MEDIAJOBS_LLM_{}_{}", name.to_ascii_uppercase(), key);
+            let api_key = p.api_key.clone().filter(|k| !k.is_empty());
+            let base_url = match (&p.base_url, name.as_str()) {
+                (Some(u), _) => u.clone(),
+                (None, "openai") if api_key.is_some() => OPENAI_BASE_URL.to_owned(),
+                (None, "openai") => continue,
+                (None, _) => {
+                    return Err(ConfigError(format!(
+                        "{}: provider '{name}' needs a base URL",
+                        var("BASE_URL")
+                    )));
+                }
+            };
+            let mut c = ProviderConfig::new(name, &base_url, api_key);
+            if let Some(t) = p.timeout_secs {
+                c.timeout = Duration::from_secs(t.max(1));
+            }
+            if let Some(n) = p.max_concurrency {
+                c.max_concurrency = n;
+            }
+            c.validate()
+                .map_err(|e| ConfigError(format!("{}: {e}", var("BASE_URL"))))?;
+            out.push(c);
+        }
+        Ok(out)
+    }
+}
+
+fn err(e: figment::Error) -> ConfigError {
+    let msgs: Vec<String> = e
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            format!("{}: {}", place(e.metadata.as_ref(), &key), e.kind)
+        })
+        .collect();
+    ConfigError(msgs.join("; "))
+}
+
+/// Where a key's value came from, in the words a user set it with: the variable
+/// (`MEDIAJOBS_IO_CONCURRENCY`, `OPENAI_API_KEY`), or the file and the key.
+fn place(md: Option<&figment::Metadata>, key: &str) -> String {
+    match md {
+        Some(md) if md.name.contains("MEDIAJOBS_") => {
+            format!("MEDIAJOBS_{}", key.replace('.', "_").to_ascii_uppercase())
+        }
+        Some(md) if md.name.contains("environment") => "OPENAI_API_KEY".to_owned(),
+        Some(md) => match &md.source {
+            Some(figment::Source::File(p)) => format!("{} key '{key}'", p.display()),
+            _ => format!("{key} ({})", md.name),
+        },
+        None => key.to_owned(),
+    }
+}
+
+/// Where a setting's value came from.
+fn source_of(fig: &Figment, key: &str) -> String {
+    place(fig.find_metadata(key), key)
+}
+
+#[cfg(test)]
+// figment::Jail's closures return figment's own (large) Result; its signature is not ours.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        figment::Jail::expect_with(|_| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+            assert_eq!(c.database_url(), "sqlite://./data/mediajobs.db");
+            assert!(c.whisper_model().ends_with("models/ggml-base.bin"));
+            assert_eq!(
+                (c.heavy_concurrency, c.io_concurrency, c.max_attempts),
+                (1, 4, 3)
+            );
+            assert_eq!(c.transcription_backend, TranscriptionBackend::Local);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        for (k, v) in [
+            ("MEDIAJOBS_BIND", "nowhere"),
+            ("MEDIAJOBS_IO_CONCURRENCY", "many"),
+            ("MEDIAJOBS_IO_CONCURRENCY", "0"),
+            ("MEDIAJOBS_INTERRUPTED_JOBS", "maybe"),
+            ("MEDIAJOBS_TRANSCRIPTION_BACKEND", "cloud"),
+            ("MEDIAJOBS_TRANSCRIPTION_BACKEND", "remote"),
+            ("MEDIAJOBS_LLM_X_TIMEOUT_SECS", "soon"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(k, v);
+                let e = Config::load(None).unwrap_err().to_string();
+                assert!(e.contains(k), "{k}={v}: {e}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn toml_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "bind = \"0.0.0.0:9000\"\nio_concurrency = 8\nnode_id = 7\n[llm.local]\nbase_url = \"http://127.0.0.1:8081/v1\"\n",
+            )?;
+            jail.set_env("MEDIAJOBS_IO_CONCURRENCY", "2");
+            jail.set_env("MEDIAJOBS_CACHE_DIR", "/not/a/setting");
+            let c = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(c.bind.to_string(), "0.0.0.0:9000");
+            assert_eq!(c.io_concurrency, 2);
+            assert_eq!(c.node_id(), "7");
+            let p = c.llm_providers().unwrap();
+            assert_eq!(p[0].name, "local");
+            assert_eq!(p[0].base_url, "http://127.0.0.1:8081/v1");
+            jail.create_file("c.toml", "bnid = 1\n")?;
+            let e = Config::load(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("unknown setting 'bnid'"), "{e}");
+            assert!(e.contains("c.toml"), "{e}");
+            Ok(())
+        });
+    }
+
+    // Moved from the processor, which no longer reads variables.
+    #[test]
+    fn providers_from_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("OPENAI_API_KEY", "sk-x");
+            jail.set_env("OPENAI_BASE_URL", "http://evil.invalid/v1");
+            jail.set_env("MEDIAJOBS_LLM_LOCAL_BASE_URL", "http://127.0.0.1:8080/v1/");
+            jail.set_env("MEDIAJOBS_LLM_LOCAL_MAX_CONCURRENCY", "1");
+            jail.set_env("MEDIAJOBS_LLM_MY_LAB_BASE_URL", "http://127.0.0.1:8090/v1");
+            let c = Config::load(None).unwrap();
+            let p = mediajobs_processor::llm::Providers::new(c.llm_providers().unwrap()).unwrap();
+            assert_eq!(p.names(), vec!["local", "my_lab", "openai"]);
+            let (o, _) = p.resolve("openai:gpt-4o-mini").unwrap();
+            assert_eq!(
+                o.config.base_url, OPENAI_BASE_URL,
+                "OPENAI_BASE_URL is ignored"
+            );
+            assert_eq!(o.config.api_key.as_deref(), Some("sk-x"));
+            let (l, m) = p.resolve("LOCAL:smol:135m").unwrap();
+            assert_eq!(l.config.base_url, "http://127.0.0.1:8080/v1");
+            assert_eq!(l.config.max_concurrency, 1);
+            assert_eq!(m, "smol:135m");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_provider_config_names_the_variable() {
+        for (vars, want) in [
+            (
+                vec![("MEDIAJOBS_LLM_X_BASE_URL", "ftp://x")],
+                "MEDIAJOBS_LLM_X_BASE_URL",
+            ),
+            (
+                vec![
+                    ("MEDIAJOBS_LLM_X_BASE_URL", "http://x/v1"),
+                    ("MEDIAJOBS_LLM_X_TIMEOUT_SECS", "soon"),
+                ],
+                "MEDIAJOBS_LLM_X_TIMEOUT_SECS",
+            ),
+            (vec![("OPENAI_API_KEY", "bad\nkey")], "API key"),
+        ] {
+            figment::Jail::expect_with(|jail| {
+                for (k, v) in &vars {
+                    jail.set_env(k, v);
+                }
+                let e = Config::load(None).unwrap_err().to_string();
+                assert!(e.contains(want), "{e}");
+                Ok(())
+            });
+        }
+    }
+}
