@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use jobs_core::{ManagerError, StoreError};
-use mediajobs_jobs::{ErrorKind, MediaJobError};
+use jobs_core::{ErrorCode, ManagerError, StoreError};
+use mediajobs_jobs::MediaJobError;
 use mediajobs_persistence::DbError;
 use serde_json::{Value, json};
 
@@ -121,79 +121,40 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-impl From<DbError> for ApiError {
-    fn from(e: DbError) -> Self {
-        match &e {
-            DbError::NotFound(what) => ApiError::not_found(what.clone()),
-            DbError::Conflict(m) => ApiError::conflict(m.clone()),
-            DbError::Invalid(m) => ApiError::validation(m.clone()),
-            DbError::Store(s) => ApiError::from(StoreErrorRef(s)),
-            _ => {
-                tracing::error!(error = %e, "database error");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Database",
-                    "The database failed",
-                )
-            }
-        }
+impl ApiError {
+    /// An error with a code's own status.
+    pub fn coded(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(status, code.as_str(), message)
     }
 }
 
-struct StoreErrorRef<'a>(&'a StoreError);
-
-impl From<StoreErrorRef<'_>> for ApiError {
-    fn from(e: StoreErrorRef<'_>) -> Self {
-        match e.0 {
-            StoreError::NotFound(id) => ApiError::not_found(format!("job {id}")),
-            StoreError::Conflict(m) => ApiError::conflict(m.clone()),
-            StoreError::Invalid(m) => ApiError::validation(m.clone()),
-            other => {
-                tracing::error!(error = %other, "store error");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Database",
-                    "The database failed",
-                )
-            }
-        }
+/// Refusals and failures of the media jobs layer (submission checks, uploads, and through
+/// it every store and database error).
+impl From<MediaJobError> for ApiError {
+    fn from(e: MediaJobError) -> Self {
+        let mut err = ApiError::coded(e.code, e.message);
+        err.details = e.details;
+        err
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::from(StoreErrorRef(&e))
+        MediaJobError::from(e).into()
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        MediaJobError::from(e).into()
     }
 }
 
 impl From<ManagerError> for ApiError {
     fn from(e: ManagerError) -> Self {
-        match e {
-            ManagerError::NotFound(id) => ApiError::not_found(format!("job {id}")),
-            ManagerError::Conflict(m) => ApiError::conflict(m),
-            ManagerError::Invalid(m) => ApiError::validation(m),
-            ManagerError::Store(s) => ApiError::from(s),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-/// Refusals of the media jobs layer (submission checks, uploads): the kind picks the status.
-impl From<MediaJobError> for ApiError {
-    fn from(e: MediaJobError) -> Self {
-        let status = match e.kind {
-            ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::Internal if e.code == "Database" => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError {
-            status,
-            code: e.code,
-            message: e.message,
-            details: e.details,
-        }
+        MediaJobError::from(e).into()
     }
 }
 

@@ -290,18 +290,20 @@ impl From<Value> for JobResult {
     }
 }
 
-/// Well-known stable error codes used by the engine itself.
+/// Well-known stable error codes used by the engine itself, as strings (they are
+/// [`ErrorCode`](mediajobs_codes::ErrorCode)s).
 pub mod codes {
+    use mediajobs_codes::ErrorCode;
     /// No handler is registered for the job's type.
-    pub const UNKNOWN_JOB_TYPE: &str = "UnknownJobType";
+    pub const UNKNOWN_JOB_TYPE: &str = ErrorCode::UnknownJobType.as_str();
     /// Any error that is not a domain error.
-    pub const SERVER_ERROR: &str = "ServerError";
+    pub const SERVER_ERROR: &str = ErrorCode::ServerError.as_str();
     /// The job was interrupted by a restart or a lost node, and not re-queued.
-    pub const INTERRUPTED: &str = "Interrupted";
+    pub const INTERRUPTED: &str = ErrorCode::Interrupted.as_str();
     /// A batch in which no child succeeded and at least one failed.
-    pub const BATCH_FAILED: &str = "BatchFailed";
+    pub const BATCH_FAILED: &str = ErrorCode::BatchFailed.as_str();
     /// The job was cancelled.
-    pub const CANCELLED: &str = "Cancelled";
+    pub const CANCELLED: &str = ErrorCode::Cancelled.as_str();
 }
 
 /// The message of every [`JobError::internal`] error; the raw error is only logged.

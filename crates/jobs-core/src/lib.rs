@@ -82,5 +82,8 @@ pub use typed::{
     bad_args,
 };
 
+/// The stable error codes (re-exported from `mediajobs-codes`).
+pub use mediajobs_codes::ErrorCode;
+
 /// Re-exported so handlers need no direct tokio-util dependency.
 pub use tokio_util::sync::CancellationToken;

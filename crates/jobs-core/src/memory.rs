@@ -397,7 +397,7 @@ impl JobStore for MemoryStore {
     async fn request_cancel(&self, id: Uuid) -> Result<Changed, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        let mut target = st.get(id).ok_or(StoreError::NotFound(id))?;
+        let mut target = st.get(id).ok_or_else(|| StoreError::job_not_found(id))?;
         if target.status.is_terminal() {
             return Ok(Changed {
                 job: target,
@@ -426,7 +426,7 @@ impl JobStore for MemoryStore {
     async fn retry_job(&self, id: Uuid, extra_attempts: i32) -> Result<Changed, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        let mut target = st.get(id).ok_or(StoreError::NotFound(id))?;
+        let mut target = st.get(id).ok_or_else(|| StoreError::job_not_found(id))?;
         let mut related = Vec::new();
         match target.parent_id.and_then(|p| st.get(p)) {
             Some(mut parent) => {
@@ -478,7 +478,7 @@ impl JobStore for MemoryStore {
 
     async fn delete_job(&self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
         let mut st = self.lock();
-        let job = st.get(id).ok_or(StoreError::NotFound(id))?;
+        let job = st.get(id).ok_or_else(|| StoreError::job_not_found(id))?;
         let kids = st.children_of(id);
         rules::check_deletable(&job, &kids)?;
         let mut deleted = vec![id];

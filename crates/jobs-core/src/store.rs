@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use mediajobs_codes::ErrorCode;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -18,9 +19,9 @@ pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 /// Errors of a [`JobStore`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// No job with this id.
-    #[error("job {0} not found")]
-    NotFound(Uuid),
+    /// No such row: `"job <id>"`, `"file <id>"`, … (the message is `"<what> not found"`).
+    #[error("{0} not found")]
+    NotFound(String),
     /// The operation does not apply to the job's current state (e.g. deleting an active job).
     #[error("{0}")]
     Conflict(String),
@@ -34,13 +35,18 @@ pub enum StoreError {
 
 impl StoreError {
     /// The stable error code (`NotFound`, `Conflict`, `ValidationError`, `Database`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            StoreError::NotFound(_) => "NotFound",
-            StoreError::Conflict(_) => "Conflict",
-            StoreError::Invalid(_) => "ValidationError",
-            StoreError::Backend(_) => "Database",
+            StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::Conflict(_) => ErrorCode::Conflict,
+            StoreError::Invalid(_) => ErrorCode::ValidationError,
+            StoreError::Backend(_) => ErrorCode::Database,
         }
+    }
+
+    /// `NotFound` for a job.
+    pub fn job_not_found(id: Uuid) -> Self {
+        StoreError::NotFound(format!("job {id}"))
     }
 
     /// Wraps any backend error.

@@ -51,6 +51,7 @@ use crate::context::JobContext;
 use crate::handler::JobHandler;
 use crate::job::{Job, JobError, JobResult, JobStatus, NewJob, codes, lanes};
 use crate::manager::{Engine, ManagerError};
+use crate::store::StoreError;
 
 /// The arguments of a typed job: what is stored as the job's `params`, the job type it is
 /// stored under, the lane it runs in and what a successful run returns.
@@ -210,7 +211,7 @@ impl<A: JobArgs> Enqueue for A {
     type Handle = JobHandle<A>;
     fn into_new_job(self) -> Result<NewJob, ManagerError> {
         self.to_new_job()
-            .map_err(|e| ManagerError::Invalid(e.message().to_owned()))
+            .map_err(|e| ManagerError::Store(StoreError::Invalid(e.message().to_owned())))
     }
     fn handle(job: Job, queue: &Queue) -> JobHandle<A> {
         JobHandle {

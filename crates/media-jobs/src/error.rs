@@ -1,29 +1,17 @@
-//! [`MediaJobError`]: a domain error with a stable code, for submissions and uploads.
+//! [`MediaJobError`]: a refusal with a stable [`ErrorCode`], for submissions and uploads.
 
+use jobs_core::{ErrorCode, ManagerError, StoreError};
+use mediajobs_persistence::DbError;
 use serde_json::Value;
-
-/// What kind of refusal an error is; the HTTP layer maps it to a status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The input is wrong (422).
-    Invalid,
-    /// Something referenced does not exist in the profile (404).
-    NotFound,
-    /// The state does not allow it (409).
-    Conflict,
-    /// The server failed (500); the message is generic, the cause only logged.
-    Internal,
-}
 
 /// A refusal with a stable code (`ValidationError`, `WrongFileKind`, `UnknownJobType`,
 /// `MediaDecode`, `WhisperUnavailable`, `NotFound`, `Storage`, …), a message and details.
+/// The HTTP status is the code's ([`ErrorCode::http_status`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct MediaJobError {
-    /// What kind of refusal.
-    pub kind: ErrorKind,
     /// Stable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human message.
     pub message: String,
     /// Structured details.
@@ -32,9 +20,8 @@ pub struct MediaJobError {
 
 impl MediaJobError {
     /// A new error.
-    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         MediaJobError {
-            kind,
             code,
             message: message.into(),
             details: None,
@@ -49,23 +36,69 @@ impl MediaJobError {
 
     /// `ValidationError`.
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Invalid, "ValidationError", message)
+        Self::new(ErrorCode::ValidationError, message)
     }
 
     /// `NotFound` (`what` is "file 1234…").
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(ErrorKind::NotFound, "NotFound", format!("{what} not found"))
+        Self::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
     /// `Storage`: the media storage failed; the cause is only logged.
     pub fn storage(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "storage error");
-        Self::new(ErrorKind::Internal, "Storage", "The media storage failed")
+        Self::new(ErrorCode::Storage, "The media storage failed")
     }
 
     /// `MediaDecode`: an upload that is not readable media.
     pub fn media_decode(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Invalid, "MediaDecode", message)
+        Self::new(ErrorCode::MediaDecode, message)
+    }
+
+    /// `ServerError`: the cause is only logged.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "unexpected error");
+        Self::new(ErrorCode::ServerError, "An Unexpected Error Occurred")
+    }
+
+    /// Whether the message is safe to show as it is (a refusal, not a failure).
+    pub fn is_refusal(&self) -> bool {
+        self.code.http_status() < 500
+    }
+}
+
+impl From<StoreError> for MediaJobError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => MediaJobError::not_found(what),
+            StoreError::Conflict(m) => MediaJobError::new(ErrorCode::Conflict, m),
+            StoreError::Invalid(m) => MediaJobError::validation(m),
+            StoreError::Backend(b) => {
+                tracing::error!(error = %b, "database error");
+                MediaJobError::new(ErrorCode::Database, "The database failed")
+            }
+        }
+    }
+}
+
+impl From<DbError> for MediaJobError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Store(s) => s.into(),
+            other => {
+                tracing::error!(error = %other, "database error");
+                MediaJobError::new(ErrorCode::Database, "The database failed")
+            }
+        }
+    }
+}
+
+impl From<ManagerError> for MediaJobError {
+    fn from(e: ManagerError) -> Self {
+        match e {
+            ManagerError::Store(s) => s.into(),
+            other => MediaJobError::internal(other),
+        }
     }
 }
 
@@ -79,15 +112,8 @@ impl From<mediajobs_processor::ProcessorError> for MediaJobError {
             | P::InvalidModelString(m)
             | P::LlmProviderUnavailable(m)
             | P::WhisperUnavailable(m)
-            | P::MediaDecode(m) => MediaJobError::new(ErrorKind::Invalid, code, m),
-            other => {
-                tracing::error!(error = %other, "processor error at submission");
-                MediaJobError::new(
-                    ErrorKind::Internal,
-                    "ServerError",
-                    "An Unexpected Error Occurred",
-                )
-            }
+            | P::MediaDecode(m) => MediaJobError::new(code, m),
+            other => MediaJobError::internal(other),
         }
     }
 }

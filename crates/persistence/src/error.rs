@@ -1,7 +1,7 @@
 //! [`DbError`].
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use jobs_core::StoreError;
+use jobs_core::{ErrorCode, StoreError};
 use uuid::Uuid;
 
 /// Errors of the persistence layer.
@@ -22,50 +22,55 @@ pub enum DbError {
     /// A row holds a value the code does not know.
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// No such row (in the caller's profile).
-    #[error("{0} not found")]
-    NotFound(String),
-    /// The change conflicts with the current state.
-    #[error("{0}")]
-    Conflict(String),
-    /// The input violates a constraint (unknown reference, duplicate id).
-    #[error("{0}")]
-    Invalid(String),
-    /// A store rule refused the change.
+    /// A refusal: no such row in the caller's profile (`NotFound`), a change the state does
+    /// not allow (`Conflict`), input that violates a constraint (`Invalid`: unknown
+    /// reference, duplicate id). The one vocabulary of refusals is the store's.
     #[error(transparent)]
     Store(StoreError),
 }
 
 impl DbError {
     /// The stable error code of the HTTP contract.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            DbError::NotFound(_) => "NotFound",
-            DbError::Conflict(_) => "Conflict",
-            DbError::Invalid(_) => "ValidationError",
             DbError::Store(e) => e.code(),
-            _ => "Database",
+            _ => ErrorCode::Database,
         }
     }
 
     pub(crate) fn job_not_found(id: Uuid) -> Self {
-        DbError::Store(StoreError::NotFound(id))
+        DbError::Store(StoreError::job_not_found(id))
     }
 
-    /// Maps constraint violations to [`DbError::Invalid`] with `what` as context.
+    /// `NotFound` (`what` is "file <id>", "transcript <id>").
+    pub fn not_found(what: impl Into<String>) -> Self {
+        DbError::Store(StoreError::NotFound(what.into()))
+    }
+
+    /// `Conflict`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        DbError::Store(StoreError::Conflict(message.into()))
+    }
+
+    /// `Invalid`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        DbError::Store(StoreError::Invalid(message.into()))
+    }
+
+    /// Maps constraint violations to [`StoreError::Invalid`] with `what` as context.
     pub(crate) fn constraint(e: DieselError, what: &str) -> Self {
         match &e {
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
-                DbError::Invalid(format!(
+                DbError::invalid(format!(
                     "{what}: a referenced row does not exist ({})",
                     info.message()
                 ))
             }
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                DbError::Invalid(format!("{what}: already exists"))
+                DbError::invalid(format!("{what}: already exists"))
             }
             DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, info) => {
-                DbError::Invalid(format!("{what}: invalid value ({})", info.message()))
+                DbError::invalid(format!("{what}: invalid value ({})", info.message()))
             }
             _ => DbError::Query(e),
         }
@@ -82,8 +87,6 @@ impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Store(s) => s,
-            DbError::Conflict(m) => StoreError::Conflict(m),
-            DbError::Invalid(m) => StoreError::Invalid(m),
             other => StoreError::backend(other),
         }
     }

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use chrono::Utc;
-use jobs_core::{JobStatus, JobStore, NewJob};
+use jobs_core::{JobStatus, JobStore, NewJob, StoreError};
 use mediajobs_persistence::{
     ConnectOptions, Database, DbError, FileKind, FileOrigin, FileRecord, TranscriptRecord,
 };
@@ -38,7 +38,7 @@ async fn exercise(db: Database) {
     db.ensure_profile("alice").await.unwrap();
     assert!(matches!(
         db.ensure_profile("../x").await,
-        Err(DbError::Invalid(_))
+        Err(DbError::Store(StoreError::Invalid(_)))
     ));
     assert_eq!(db.count_profiles().await.unwrap(), 1);
 
@@ -56,7 +56,7 @@ async fn exercise(db: Database) {
     assert!(db.get_file("alice", b.id).await.unwrap().is_none());
     assert!(matches!(
         db.delete_file("alice", b.id).await,
-        Err(DbError::NotFound(_))
+        Err(DbError::Store(StoreError::NotFound(_)))
     ));
     let a2 = db.insert_file(&file("alice", "c.wav")).await.unwrap();
     let listed: Vec<Uuid> = db
@@ -149,7 +149,7 @@ async fn exercise(db: Database) {
     // A running job holds its file.
     assert!(matches!(
         db.delete_file("alice", a2.id).await,
-        Err(DbError::Conflict(_))
+        Err(DbError::Store(StoreError::Conflict(_)))
     ));
     // Deleting a file deletes the jobs that reference it; derived files and transcripts stay.
     let del = db.delete_file("alice", a.id).await.unwrap();
@@ -188,7 +188,7 @@ async fn exercise(db: Database) {
     assert_eq!(db.list_transcripts("alice").await.unwrap().len(), 1);
     assert!(matches!(
         db.delete_transcript("bob", t.id).await,
-        Err(DbError::NotFound(_))
+        Err(DbError::Store(StoreError::NotFound(_)))
     ));
     db.delete_transcript("alice", t.id).await.unwrap();
     assert!(db.list_transcripts("alice").await.unwrap().is_empty());

@@ -1,5 +1,6 @@
 //! Progress callbacks and the processor's error type.
 
+use mediajobs_codes::ErrorCode;
 use std::sync::Arc;
 
 /// Receives progress of a long operation: a fraction in 0.0 ..= 1.0 and a stage name.
@@ -90,21 +91,21 @@ pub enum ProcessorError {
 
 impl ProcessorError {
     /// The stable code (`MediaDecode`, `Transcription`, `WhisperUnavailable`, …).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ProcessorError::MediaDecode(_) => "MediaDecode",
-            ProcessorError::Transcription(_) => "Transcription",
-            ProcessorError::WhisperUnavailable(_) => "WhisperUnavailable",
-            ProcessorError::Validation(_) => "ValidationError",
-            ProcessorError::Cancelled => "Cancelled",
-            ProcessorError::Timeout(_) => "Timeout",
-            ProcessorError::Unavailable(_) => "ServerError",
-            ProcessorError::InvalidModelString(_) => "InvalidModelString",
-            ProcessorError::LlmProviderUnavailable(_) => "LLMProviderUnavailable",
-            ProcessorError::LlmRequest(_) => "LLMRequest",
-            ProcessorError::LlmOutputInvalid(_) => "LLMOutputInvalid",
-            ProcessorError::Storage(_) => "Storage",
-            ProcessorError::Internal(_) => "ServerError",
+            ProcessorError::MediaDecode(_) => ErrorCode::MediaDecode,
+            ProcessorError::Transcription(_) => ErrorCode::Transcription,
+            ProcessorError::WhisperUnavailable(_) => ErrorCode::WhisperUnavailable,
+            ProcessorError::Validation(_) => ErrorCode::ValidationError,
+            ProcessorError::Cancelled => ErrorCode::Cancelled,
+            ProcessorError::Timeout(_) => ErrorCode::Timeout,
+            ProcessorError::Unavailable(_) => ErrorCode::ServerError,
+            ProcessorError::InvalidModelString(_) => ErrorCode::InvalidModelString,
+            ProcessorError::LlmProviderUnavailable(_) => ErrorCode::LlmProviderUnavailable,
+            ProcessorError::LlmRequest(_) => ErrorCode::LlmRequest,
+            ProcessorError::LlmOutputInvalid(_) => ErrorCode::LlmOutputInvalid,
+            ProcessorError::Storage(_) => ErrorCode::Storage,
+            ProcessorError::Internal(_) => ErrorCode::ServerError,
         }
     }
 }
