@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Weak;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures::StreamExt;
 use jobs_core::StoreSignal;
@@ -43,15 +44,24 @@ async fn connect(url: &str, ca: Option<&std::path::Path>) -> Result<AsyncPgConne
 
 /// The listener task. Ends when the database is dropped.
 pub(crate) async fn listen(inner: Weak<Inner>, url: String, ca: Option<PathBuf>) {
-    let mut backoff = Duration::from_millis(100);
+    // 100 ms doubling to 5 s, jittered, for as long as the database lives; reset once a
+    // connection listens again.
+    let reconnect = || {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .without_max_times()
+            .with_jitter()
+            .build()
+    };
+    let mut delays = reconnect();
     let mut first = true;
     loop {
         let mut conn = match connect(&url, ca.as_deref()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "NOTIFY listener cannot connect; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
                 if inner.upgrade().is_none() {
                     return;
                 }
@@ -63,10 +73,10 @@ pub(crate) async fn listen(inner: Weak<Inner>, url: String, ca: Option<PathBuf>)
             .await
         {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
             continue;
         }
-        backoff = Duration::from_millis(100);
+        delays = reconnect();
         {
             let Some(inner) = inner.upgrade() else { return };
             if !first {
@@ -107,6 +117,6 @@ pub(crate) async fn listen(inner: Weak<Inner>, url: String, ca: Option<PathBuf>)
         if inner.upgrade().is_none() {
             return;
         }
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(delays.next().unwrap_or(Duration::from_secs(5))).await;
     }
 }

@@ -6,6 +6,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -182,14 +183,26 @@ impl Engine {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
-        let mut delay = Duration::from_millis(50);
-        for attempt in 1..=9 {
+        // 50 ms doubling to 4 s, 8 retries (~15 s), jittered so nodes that lost the same
+        // database do not come back in lockstep.
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(4))
+            .with_max_times(8)
+            .with_jitter()
+            .build();
+        let mut attempt = 1;
+        loop {
             match op().await {
                 Ok(v) => return Some(v),
-                Err(StoreError::Backend(e)) if attempt < 9 => {
+                Err(StoreError::Backend(e)) => {
+                    let Some(delay) = delays.next() else {
+                        tracing::error!(job_id = %job_id, error = %e, attempt, "could not {what}; giving up");
+                        return None;
+                    };
                     tracing::warn!(job_id = %job_id, error = %e, attempt, "could not {what}; retrying");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(4));
+                    attempt += 1;
                 }
                 Err(e) => {
                     tracing::error!(job_id = %job_id, error = %e, "could not {what}");
@@ -197,7 +210,6 @@ impl Engine {
                 }
             }
         }
-        None
     }
 
     pub(super) async fn wait_idle(&self, deadline: tokio::time::Instant) {

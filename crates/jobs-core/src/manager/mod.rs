@@ -18,6 +18,7 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use mediajobs_codes::ErrorCode;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -43,41 +44,23 @@ pub enum ManagerError {
     /// `start` while running.
     #[error("the queue manager is already started")]
     AlreadyStarted,
-    /// No such job.
-    #[error("job {0} not found")]
-    NotFound(Uuid),
-    /// The operation does not fit the job's state.
-    #[error("{0}")]
-    Conflict(String),
-    /// Invalid input.
-    #[error("{0}")]
-    Invalid(String),
-    /// The store failed.
+    /// The store refused (`NotFound`, `Conflict`, `ValidationError`) or failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
 }
 
 impl ManagerError {
     /// The stable error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ManagerError::NotStarted | ManagerError::AlreadyStarted => "ServerError",
-            ManagerError::NotFound(_) => "NotFound",
-            ManagerError::Conflict(_) => "Conflict",
-            ManagerError::Invalid(_) => "ValidationError",
+            ManagerError::NotStarted | ManagerError::AlreadyStarted => ErrorCode::ServerError,
             ManagerError::Store(e) => e.code(),
         }
     }
-}
 
-impl From<StoreError> for ManagerError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(id) => ManagerError::NotFound(id),
-            StoreError::Conflict(m) => ManagerError::Conflict(m),
-            StoreError::Invalid(m) => ManagerError::Invalid(m),
-            other => ManagerError::Store(other),
-        }
+    /// `NotFound` for a job.
+    pub fn job_not_found(id: Uuid) -> Self {
+        ManagerError::Store(StoreError::job_not_found(id))
     }
 }
 
@@ -461,7 +444,7 @@ impl QueueManager {
             .store
             .get_job(id)
             .await?
-            .ok_or(ManagerError::NotFound(id))?;
+            .ok_or_else(|| ManagerError::job_not_found(id))?;
         if job.status == JobStatus::Queued && job.claimable {
             self.shared.wake(&job.lane);
         }
@@ -510,7 +493,7 @@ impl QueueManager {
             .store
             .get_job(id)
             .await?
-            .ok_or(ManagerError::NotFound(id))?;
+            .ok_or_else(|| ManagerError::job_not_found(id))?;
         if current.status.is_terminal() {
             return Ok(current);
         }
@@ -549,7 +532,7 @@ impl QueueManager {
             .store
             .get_job(id)
             .await?
-            .ok_or(ManagerError::NotFound(id))?;
+            .ok_or_else(|| ManagerError::job_not_found(id))?;
         let deleted = self.shared.store.delete_job(id).await?;
         self.shared.publish(JobEventKind::Deleted, last);
         Ok(deleted)
@@ -576,7 +559,7 @@ impl Engine {
                 .store
                 .get_job(id)
                 .await?
-                .ok_or(ManagerError::NotFound(id))?;
+                .ok_or_else(|| ManagerError::job_not_found(id))?;
             if job.status.is_terminal() {
                 return Ok(job);
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_openai::error::OpenAIError;
 use async_openai::middleware::HttpRequestFactory;
+use backon::{BackoffBuilder, ExponentialBuilder};
 
 use crate::progress::ProcessorError;
 
@@ -16,7 +17,8 @@ use crate::progress::ProcessorError;
 pub struct RetryPolicy {
     /// Retries after the first try (default 4).
     pub max_retries: u32,
-    /// First backoff (default 500 ms), doubled each retry.
+    /// First backoff (default 500 ms), doubled each retry, plus up to as much again of
+    /// random jitter.
     pub base_delay: Duration,
     /// Longest backoff (default 8 s).
     pub max_delay: Duration,
@@ -177,14 +179,20 @@ impl RetryingHttp {
         factory: HttpRequestFactory,
     ) -> Result<reqwest::Response, OpenAIError> {
         let boxed = |e: HttpError| OpenAIError::Boxed(Box::new(e));
+        // Exponential with jitter: parallel batch children that meet the same 429 do not
+        // come back in lockstep.
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(policy.base_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_retries as usize)
+            .with_jitter()
+            .build();
         let mut attempt: u32 = 0;
         loop {
             let request = factory.build().await?;
-            let backoff = policy
-                .base_delay
-                .saturating_mul(2u32.saturating_pow(attempt))
-                .min(policy.max_delay);
-            let can_retry = attempt < policy.max_retries;
+            let backoff = delays.next();
+            let can_retry = backoff.is_some();
+            let backoff = backoff.unwrap_or(policy.max_delay);
             match client.execute(request).await {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
