@@ -17,12 +17,13 @@ use mediajobs_processor::{ProcessorError, Progress};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::error::{ErrorKind, MediaJobError};
+use crate::error::MediaJobError;
 use crate::services::{NewFile, Services};
 use crate::spec::{
     Convert, ConvertOutput, FixSrt, FixSrtOutput, GenerateSrt, GenerateSrtOutput, OnFile,
     Operation, Transcribe, TranscribeOutput,
 };
+use jobs_core::ErrorCode;
 
 /// Where a file can be downloaded (`/profiles/files/{id}/content`).
 pub fn file_url(id: Uuid) -> String {
@@ -42,9 +43,9 @@ fn map_err(e: ProcessorError) -> JobError {
 }
 
 fn job_err(e: MediaJobError) -> JobError {
-    match e.kind {
-        ErrorKind::Internal if e.code == "Storage" => JobError::new("Storage", e.message),
-        ErrorKind::Internal => JobError::internal_msg(e.message),
+    match e.code {
+        ErrorCode::Storage => JobError::new(ErrorCode::Storage, e.message),
+        _ if !e.is_refusal() => JobError::internal_msg(e.message),
         _ => {
             let err = JobError::new(e.code, e.message);
             match e.details {

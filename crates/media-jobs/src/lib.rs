@@ -6,8 +6,8 @@
 //!
 //! - [`spec`]: the four [`Operation`]s, their typed options ([`GenerateSrt`], [`Transcribe`],
 //!   [`Convert`], [`FixSrt`]) and outputs, [`OnFile`] / [`OnFiles`] (a typed job on one file or
-//!   a batch — [`jobs_core::JobArgs`]), and [`JobSpec`], the `type`-tagged enum over the eight
-//!   job types;
+//!   a batch — [`jobs_core::JobArgs`]); [`JobSpec`], the `type`-tagged enum over the eight
+//!   job types; [`parse_params`], options in their HTTP form;
 //! - [`Services`]: the backends, the checks a submission passes before anything is queued
 //!   ([`Services::prepare`] for the HTTP form, [`Services::check_spec`] for a typed spec),
 //!   enqueueing, and [`Services::add_file`], the one way a file joins a profile (uploads and
@@ -29,16 +29,19 @@
 
 mod error;
 pub mod handlers;
+mod http_form;
+mod job_spec;
 mod services;
 pub mod spec;
 mod storage;
 
-pub use error::{ErrorKind, MediaJobError};
+pub use error::MediaJobError;
 pub use handlers::{file_url, register_handlers};
+pub use http_form::{check_batch_ids, parse_bitrate, parse_params, parse_resolution};
+pub use job_spec::{JobSpec, Params};
 pub use services::{NewFile, Services, Submission, Upload};
 pub use spec::{
-    Convert, ConvertOutput, FixSrt, FixSrtOutput, GenerateSrt, GenerateSrtOutput, JobSpec, OnFile,
-    OnFiles, Operation, OperationParams, Params, Transcribe, TranscribeOutput, check_batch_ids,
-    parse_bitrate, parse_params, parse_resolution,
+    Convert, ConvertOutput, FixSrt, FixSrtOutput, GenerateSrt, GenerateSrtOutput, OnFile, OnFiles,
+    Operation, OperationParams, Transcribe, TranscribeOutput,
 };
 pub use storage::{MediaStore, TempFile, content_type_for, hash_file, sanitize_name};

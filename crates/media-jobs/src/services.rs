@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
-use jobs_core::{Job, JobError, ManagerError, QueueManager};
-use mediajobs_persistence::{Database, DbError, FileKind, FileOrigin, FileRecord};
+use jobs_core::{Job, JobError, QueueManager};
+use mediajobs_persistence::{Database, FileKind, FileOrigin, FileRecord};
 use mediajobs_processor::llm::SubtitleRefiner;
 use mediajobs_processor::media::{Converter, MediaKind, MediaProbe};
 use mediajobs_processor::subtitle::parse_any;
@@ -15,9 +15,12 @@ use mediajobs_processor::transcribe::{TranscribeOptions, Transcriber};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::error::{ErrorKind, MediaJobError};
-use crate::spec::{JobSpec, OnFiles, Operation, Params, check_batch_ids, parse_params};
+use crate::error::MediaJobError;
+use crate::http_form::{check_batch_ids, parse_params};
+use crate::job_spec::{JobSpec, Params};
+use crate::spec::{OnFiles, Operation};
 use crate::storage::{MediaStore, TempFile, content_type_for, hash_file};
+use jobs_core::ErrorCode;
 
 /// Everything the handlers need.
 pub struct Services {
@@ -99,38 +102,13 @@ pub struct Upload {
     pub folder: Option<String>,
 }
 
-fn db_err(e: DbError) -> MediaJobError {
-    match &e {
-        DbError::NotFound(what) => MediaJobError::not_found(what),
-        DbError::Conflict(m) => MediaJobError::new(ErrorKind::Conflict, "Conflict", m.clone()),
-        DbError::Invalid(m) => MediaJobError::validation(m.clone()),
-        _ => {
-            tracing::error!(error = %e, "database error");
-            MediaJobError::new(ErrorKind::Internal, "Database", "The database failed")
-        }
-    }
-}
-
-fn manager_err(e: ManagerError) -> MediaJobError {
-    match e {
-        ManagerError::NotFound(id) => MediaJobError::not_found(format!("job {id}")),
-        ManagerError::Conflict(m) => MediaJobError::new(ErrorKind::Conflict, "Conflict", m),
-        ManagerError::Invalid(m) => MediaJobError::validation(m),
-        other => {
-            tracing::error!(error = %other, "queue error at submission");
-            MediaJobError::new(ErrorKind::Internal, "Database", "The database failed")
-        }
-    }
-}
-
 impl Services {
     /// Checks transcription options against the backend (or says why it is unavailable).
     pub fn check_transcribe(&self, opts: &TranscribeOptions) -> Result<(), MediaJobError> {
         match &self.transcriber {
             Ok(t) => t.validate(opts).map_err(MediaJobError::from),
             Err(why) => Err(MediaJobError::new(
-                ErrorKind::Invalid,
-                "WhisperUnavailable",
+                ErrorCode::WhisperUnavailable,
                 why.clone(),
             )),
         }
@@ -187,13 +165,17 @@ impl Services {
                     .db
                     .get_file(profile, *id)
                     .await
-                    .map_err(db_err)?
+                    .map_err(MediaJobError::from)?
                     .ok_or_else(|| MediaJobError::not_found(format!("file {id}")))?;
                 out.push(f);
             }
             return Ok(out);
         }
-        let files = self.db.get_files(profile, ids).await.map_err(db_err)?;
+        let files = self
+            .db
+            .get_files(profile, ids)
+            .await
+            .map_err(MediaJobError::from)?;
         if files.len() != ids.len() {
             let missing: Vec<Uuid> = ids
                 .iter()
@@ -213,8 +195,7 @@ impl Services {
         for f in files {
             if !op.accepts(f.kind) {
                 return Err(MediaJobError::new(
-                    ErrorKind::Invalid,
-                    "WrongFileKind",
+                    ErrorCode::WrongFileKind,
                     format!(
                         "{} needs {}; file {} is {}",
                         op.name(),
@@ -298,14 +279,7 @@ impl Services {
     ) -> Result<Job, MediaJobError> {
         let files = spec.file_ids();
         let params = spec.params();
-        let internal = |e: JobError| {
-            tracing::error!(error = %e, "could not encode a job");
-            MediaJobError::new(
-                ErrorKind::Internal,
-                "ServerError",
-                "An Unexpected Error Occurred",
-            )
-        };
+        let internal = |e: JobError| MediaJobError::internal(e);
         if spec.is_batch() {
             let (parent, children) = match params {
                 Params::GenerateSrt(p) => batch(profile, files, p).to_new_jobs(),
@@ -317,7 +291,7 @@ impl Services {
             let (job, _) = manager
                 .enqueue_batch(parent, children)
                 .await
-                .map_err(manager_err)?;
+                .map_err(MediaJobError::from)?;
             return Ok(job);
         }
         let file_id = files
@@ -353,7 +327,7 @@ impl Services {
             .to_new_job(),
         }
         .map_err(internal)?;
-        manager.enqueue(new).await.map_err(manager_err)
+        manager.enqueue(new).await.map_err(MediaJobError::from)
     }
 
     /// Adds a file to a profile — the one way uploads and job outputs alike become files:
@@ -396,7 +370,7 @@ impl Services {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.media.remove(&key).await;
-                Err(db_err(e))
+                Err(e.into())
             }
         }
     }
@@ -455,8 +429,7 @@ impl Services {
             && w != kind
         {
             return Err(MediaJobError::new(
-                ErrorKind::Invalid,
-                "WrongFileKind",
+                ErrorCode::WrongFileKind,
                 format!(
                     "type={} was asked for, but the file is {}",
                     w.as_str(),

@@ -26,6 +26,7 @@
 //! ```
 
 mod db;
+mod dialect;
 mod error;
 mod models;
 mod notify;
@@ -38,4 +39,5 @@ pub mod types;
 pub use db::{Backend, ConnectOptions, Database};
 pub use error::DbError;
 pub use models::{FileKind, FileOrigin, FileRecord, TranscriptRecord};
-pub use repos::{FileDeletion, JobCount, valid_profile_id};
+pub use repos::{FileDeletion, JobCount};
+pub use types::valid_profile_id;

@@ -9,25 +9,11 @@ use jobs_core::JobStatus;
 use uuid::Uuid;
 
 use crate::db::{Database, on_conn};
+use crate::dialect::{Dialect, to_jobs};
 use crate::error::DbError;
 use crate::models::{FileRecord, FileRow, JobRow, TranscriptRecord, TranscriptRow};
 use crate::schema::{files, jobs, profiles, transcripts};
-use crate::store::{Dialect, to_jobs};
-use crate::types::{Id, Ts};
-
-/// `true` for 1–64 characters of `[A-Za-z0-9_-]` (the `X-Profile-ID` rule).
-///
-/// ```
-/// assert!(mediajobs_persistence::valid_profile_id("alice_01"));
-/// assert!(!mediajobs_persistence::valid_profile_id("../etc"));
-/// assert!(!mediajobs_persistence::valid_profile_id(""));
-/// ```
-pub fn valid_profile_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+use crate::types::{Id, Ts, valid_profile_id};
 
 /// How many jobs have a type, lane and status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +41,7 @@ impl Database {
     /// Creates the profile if it does not exist.
     pub async fn ensure_profile(&self, id: &str) -> Result<(), DbError> {
         if !valid_profile_id(id) {
-            return Err(DbError::Invalid(format!(
+            return Err(DbError::invalid(format!(
                 "profile id '{id}' must be 1-64 of [A-Za-z0-9_-]"
             )));
         }
@@ -155,10 +141,10 @@ impl Database {
                     .first(c)
                     .await
                     .optional()?
-                    .ok_or_else(|| DbError::NotFound(format!("file {id}")))?;
+                    .ok_or_else(|| DbError::not_found(format!("file {id}")))?;
                 let users = to_jobs(c.lock_jobs_of_file(id).await?)?;
                 if let Some(r) = users.iter().find(|j| j.status == JobStatus::Running) {
-                    return Err(DbError::Conflict(format!(
+                    return Err(DbError::conflict(format!(
                         "file {id} is in use by running job {}; cancel it first",
                         r.id
                     )));
@@ -281,7 +267,7 @@ impl Database {
             .await?
         });
         if n == 0 {
-            return Err(DbError::NotFound(format!("transcript {id}")));
+            return Err(DbError::not_found(format!("transcript {id}")));
         }
         Ok(())
     }

@@ -16,10 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::{
-    BoolExpressionMethods, ExpressionMethods, NullableExpressionMethods, OptionalExtension,
-    QueryDsl, SelectableHelper,
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use jobs_core::{
     Changed, Fence, Job, JobError, JobFilter, JobStatus, JobStore, LeaseStatus, NewJob, Outcome,
     ProgressUpdate, StoreError, StoreSignal, rules,
@@ -27,205 +26,14 @@ use jobs_core::{
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::db::{Database, Pools, SqliteConn, on_conn};
+use crate::db::{Database, Pools, on_conn};
 use crate::error::DbError;
-use crate::models::{JobRow, ProfileRow};
+use crate::models::JobRow;
 use crate::notify::Payload;
-use crate::schema::{jobs, profiles};
+use crate::schema::jobs;
 use crate::types::{Id, Ts};
 
-type QResult<T> = Result<T, diesel::result::Error>;
-
-/// The backend-specific statements: row locks, the claim, and NOTIFY; plus the two writes
-/// every transaction shares (their bodies are identical, written once by `common_methods!`).
-#[allow(async_fn_in_trait)]
-pub(crate) trait Dialect: AsyncConnection + Send {
-    async fn write_job(&mut self, job: &Job) -> QResult<()>;
-    async fn ensure_profile(&mut self, id: &str, now: Ts) -> QResult<()>;
-    async fn lock_job(&mut self, id: Uuid) -> QResult<Option<JobRow>>;
-    async fn lock_children(&mut self, parent: Uuid) -> QResult<Vec<JobRow>>;
-    async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>>;
-    async fn claim_next_row(
-        &mut self,
-        lane: &str,
-        owner: &str,
-        until: Ts,
-        now: Ts,
-    ) -> QResult<Option<JobRow>>;
-    async fn notify_all(&mut self, payloads: &[Payload]) -> QResult<()>;
-}
-
-macro_rules! claim_set {
-    ($owner:expr, $until:expr, $now:expr) => {
-        (
-            jobs::status.eq(JobStatus::Running.as_str()),
-            jobs::attempts.eq(jobs::attempts + 1),
-            jobs::lease_owner.eq($owner),
-            jobs::lease_expires_at.eq($until),
-            jobs::started_at.eq($now),
-            jobs::cancel_requested.eq(false),
-            jobs::updated_at.eq($now),
-        )
-    };
-}
-
-macro_rules! common_methods {
-    () => {
-        async fn write_job(&mut self, job: &Job) -> QResult<()> {
-            diesel::update(jobs::table.filter(jobs::id.eq(Id(job.id))))
-                .set(JobRow::from_job(job))
-                .execute(self)
-                .await
-                .map(|_| ())
-        }
-
-        async fn ensure_profile(&mut self, id: &str, now: Ts) -> QResult<()> {
-            diesel::insert_into(profiles::table)
-                .values(ProfileRow {
-                    id: id.to_owned(),
-                    created_at: now,
-                })
-                .on_conflict_do_nothing()
-                .execute(self)
-                .await
-                .map(|_| ())
-        }
-    };
-}
-
-impl Dialect for AsyncPgConnection {
-    common_methods!();
-
-    async fn lock_job(&mut self, id: Uuid) -> QResult<Option<JobRow>> {
-        jobs::table
-            .find(Id(id))
-            .select(JobRow::as_select())
-            .for_update()
-            .first(self)
-            .await
-            .optional()
-    }
-
-    async fn lock_children(&mut self, parent: Uuid) -> QResult<Vec<JobRow>> {
-        jobs::table
-            .filter(jobs::parent_id.eq(Id(parent)))
-            .order((jobs::created_at.asc(), jobs::id.asc()))
-            .select(JobRow::as_select())
-            .for_update()
-            .load(self)
-            .await
-    }
-
-    async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>> {
-        jobs::table
-            .filter(jobs::file_id.eq(Id(file)))
-            .order((jobs::created_at.asc(), jobs::id.asc()))
-            .select(JobRow::as_select())
-            .for_update()
-            .load(self)
-            .await
-    }
-
-    async fn claim_next_row(
-        &mut self,
-        lane: &str,
-        owner: &str,
-        until: Ts,
-        now: Ts,
-    ) -> QResult<Option<JobRow>> {
-        let j2 = diesel::alias!(crate::schema::jobs as j2);
-        let next = j2
-            .select(j2.field(jobs::id))
-            .filter(j2.field(jobs::status).eq(JobStatus::Queued.as_str()))
-            .filter(j2.field(jobs::lane).eq(lane))
-            .filter(j2.field(jobs::claimable).eq(true))
-            .order((j2.field(jobs::created_at).asc(), j2.field(jobs::id).asc()))
-            .limit(1)
-            .for_update()
-            .skip_locked();
-        diesel::update(jobs::table)
-            .filter(jobs::id.nullable().eq(next.single_value()))
-            .set(claim_set!(owner, until, now))
-            .returning(JobRow::as_returning())
-            .get_result(self)
-            .await
-            .optional()
-    }
-
-    async fn notify_all(&mut self, payloads: &[Payload]) -> QResult<()> {
-        for p in payloads {
-            diesel::sql_query("SELECT pg_notify($1, $2)")
-                .bind::<diesel::sql_types::Text, _>(crate::db::NOTIFY_CHANNEL)
-                .bind::<diesel::sql_types::Text, _>(p.to_json())
-                .execute(self)
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-impl Dialect for SqliteConn {
-    common_methods!();
-
-    async fn lock_job(&mut self, id: Uuid) -> QResult<Option<JobRow>> {
-        jobs::table
-            .find(Id(id))
-            .select(JobRow::as_select())
-            .first(self)
-            .await
-            .optional()
-    }
-
-    async fn lock_children(&mut self, parent: Uuid) -> QResult<Vec<JobRow>> {
-        jobs::table
-            .filter(jobs::parent_id.eq(Id(parent)))
-            .order((jobs::created_at.asc(), jobs::id.asc()))
-            .select(JobRow::as_select())
-            .load(self)
-            .await
-    }
-
-    async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>> {
-        jobs::table
-            .filter(jobs::file_id.eq(Id(file)))
-            .order((jobs::created_at.asc(), jobs::id.asc()))
-            .select(JobRow::as_select())
-            .load(self)
-            .await
-    }
-
-    async fn claim_next_row(
-        &mut self,
-        lane: &str,
-        owner: &str,
-        until: Ts,
-        now: Ts,
-    ) -> QResult<Option<JobRow>> {
-        let j2 = diesel::alias!(crate::schema::jobs as j2);
-        let next = j2
-            .select(j2.field(jobs::id))
-            .filter(j2.field(jobs::status).eq(JobStatus::Queued.as_str()))
-            .filter(j2.field(jobs::lane).eq(lane))
-            .filter(j2.field(jobs::claimable).eq(true))
-            .order((j2.field(jobs::created_at).asc(), j2.field(jobs::id).asc()))
-            .limit(1);
-        diesel::update(jobs::table)
-            .filter(jobs::id.nullable().eq(next.single_value()))
-            .set(claim_set!(owner, until, now))
-            .returning(JobRow::as_returning())
-            .get_result(self)
-            .await
-            .optional()
-    }
-
-    async fn notify_all(&mut self, _payloads: &[Payload]) -> QResult<()> {
-        Ok(()) // sent on the in-process channel after the commit
-    }
-}
-
-pub(crate) fn to_jobs(rows: Vec<JobRow>) -> Result<Vec<Job>, DbError> {
-    rows.into_iter().map(JobRow::into_job).collect()
-}
+use crate::dialect::{Dialect, claim_set, to_jobs};
 
 async fn write_job<C: Dialect>(c: &mut C, job: &Job) -> Result<(), DbError> {
     Ok(c.write_job(job).await?)
@@ -237,8 +45,8 @@ async fn ensure_profiles<C: Dialect>(
     now: Ts,
 ) -> Result<(), DbError> {
     for id in ids {
-        if !crate::repos::valid_profile_id(id) {
-            return Err(DbError::Invalid(format!(
+        if !crate::types::valid_profile_id(id) {
+            return Err(DbError::invalid(format!(
                 "profile id '{id}' must be 1-64 of [A-Za-z0-9_-]"
             )));
         }
@@ -675,7 +483,7 @@ impl JobStore for Database {
         let parent_id = self
             .job_store_get(id)
             .await?
-            .ok_or(StoreError::NotFound(id))?
+            .ok_or_else(|| StoreError::job_not_found(id))?
             .parent_id;
         let me = self;
         let (changed, payloads) = on_conn!(self, c => {
@@ -788,7 +596,7 @@ impl JobStore for Database {
 /// A duplicate job id is a conflict, as in every store.
 fn map_insert_conflict(e: DbError) -> DbError {
     match e {
-        DbError::Invalid(m) if m.ends_with("already exists") => {
+        DbError::Store(StoreError::Invalid(m)) if m.ends_with("already exists") => {
             DbError::Store(StoreError::Conflict(m))
         }
         other => other,

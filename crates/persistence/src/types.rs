@@ -134,3 +134,17 @@ impl FromSql<DbTime, Sqlite> for Ts {
             .ok_or_else(|| format!("timestamp out of range: {micros}").into())
     }
 }
+
+/// `true` for 1–64 characters of `[A-Za-z0-9_-]` (the `X-Profile-ID` rule).
+///
+/// ```
+/// assert!(mediajobs_persistence::valid_profile_id("alice_01"));
+/// assert!(!mediajobs_persistence::valid_profile_id("../etc"));
+/// assert!(!mediajobs_persistence::valid_profile_id(""));
+/// ```
+pub fn valid_profile_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}

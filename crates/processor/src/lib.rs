@@ -1,4 +1,4 @@
-//! # processor
+//! # mediajobs-processor
 //!
 //! The media operations of mediajobs, each behind a trait with swappable backends. It knows
 //! nothing of jobs or HTTP: every long operation takes a progress callback and a cancellation
@@ -8,8 +8,8 @@
 //! |---|---|---|
 //! | [`subtitle`] | SRT/VTT parse, format, sanitize; subtitle-grade segmentation | pure Rust |
 //! | `media` | probe, decode to 16 kHz mono, convert to MP4 | GStreamer (feature `media`) |
-//! | [`transcribe`] | speech to text (`Transcriber`) | whisper.cpp via whisper-rs (feature `whisper`) |
-//! | `llm` | LLM subtitle fixing, remote transcription, providers | async-openai (feature `llm`) |
+//! | [`transcribe`] | speech to text (`Transcriber`): local and remote | whisper.cpp via whisper-rs (feature `whisper`); OpenAI-compatible services (feature `llm`) |
+//! | `llm` | LLM subtitle fixing, OpenAI-compatible providers | async-openai (feature `llm`) |
 //! | `model` | obtain a real Whisper model from PyPI, convert CTranslate2 → GGML | pure Rust + pip |
 
 #[cfg(all(feature = "llm", feature = "media"))]

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use common::llm_stub::{self, Stub, asked_lines};
 use mediajobs_processor::llm::{
     DEFAULT_SYSTEM_PROMPT, LlmRefiner, ProviderConfig, Providers, RefineOptions, RefineReport,
-    RemoteTranscriber, RemoteTranscriberConfig, RetryPolicy, SubtitleRefiner, TokenUsage,
+    RetryPolicy, SubtitleRefiner, TokenUsage,
 };
 use mediajobs_processor::media::{Gst, GstConfig};
 use mediajobs_processor::subtitle::Cue;
+use mediajobs_processor::transcribe::{RemoteTranscriber, RemoteTranscriberConfig};
 use mediajobs_processor::transcribe::{TranscribeOptions, Transcriber};
 use mediajobs_processor::{CancellationToken, ProcessorError, no_progress};
 

@@ -34,9 +34,11 @@ use mediajobs_api::{ApiConfig, AppState, Metrics};
 use mediajobs_jobs::{MediaStore, Services, register_handlers};
 use mediajobs_persistence::{ConnectOptions, Database, DbError};
 use mediajobs_processor::ProcessorError;
-use mediajobs_processor::llm::{LlmRefiner, Providers, RemoteTranscriber, RemoteTranscriberConfig};
+use mediajobs_processor::llm::{LlmRefiner, Providers};
 use mediajobs_processor::media::{Gst, GstConfig};
-use mediajobs_processor::transcribe::{WhisperConfig, WhisperModel, WhisperTranscriber};
+use mediajobs_processor::transcribe::{
+    RemoteTranscriber, RemoteTranscriberConfig, WhisperConfig, WhisperModel, WhisperTranscriber,
+};
 
 pub use config::{Config, ConfigError, LlmProviderSettings, SETTINGS, TranscriptionBackend};
 pub use mediajobs_processor::llm::SubtitleRefiner;

@@ -123,8 +123,18 @@ where
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:path) => {
-        $crate::__conformance_cases!(
-            $factory;
+        $crate::__conformance_case_list!(__conformance_cases!($factory;));
+    };
+}
+
+/// The one list of conformance cases: calls `$crate::$callback!(prefix… case, case, …)`.
+/// [`conformance_tests!`] and `cases::ALL` (for [`run_conformance`]) are both made from it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case_list {
+    ($callback:ident ! ( $($prefix:tt)* )) => {
+        $crate::$callback!(
+            $($prefix)*
             insert_and_get,
             claim_fifo_per_lane,
             claim_is_exclusive_under_concurrency,
@@ -171,7 +181,7 @@ macro_rules! conformance_tests {
             progress_store_writes_throttled,
             events_follow_lifecycle,
             retry_runs_again_with_attempts_kept,
-            delete_active_conflicts
+            delete_active_conflicts,
         );
     };
 }
@@ -316,4 +326,15 @@ impl Drop for RunGuard {
             *n = n.saturating_sub(1);
         }
     }
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case_table {
+    ($($name:ident),* $(,)?) => {
+        /// Every case, by name.
+        pub const ALL: &[(&str, $crate::testkit::CaseFn)] = &[
+            $((stringify!($name), |s| -> $crate::testkit::BoxFut<()> { ::std::boxed::Box::pin($name(s)) })),*
+        ];
+    };
 }

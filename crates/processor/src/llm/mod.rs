@@ -10,8 +10,8 @@
 //! calls.
 
 mod http;
+mod prompt;
 mod refine;
-mod remote;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,11 +21,11 @@ use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use tokio::sync::Semaphore;
 
+pub(crate) use http::map_openai_error;
 pub use http::{HttpError, RetryPolicy, RetryingHttp};
 pub use refine::{
     DEFAULT_SYSTEM_PROMPT, LlmRefiner, RefineOptions, RefineReport, SubtitleRefiner, TokenUsage,
 };
-pub use remote::{RemoteTranscriber, RemoteTranscriberConfig};
 
 use crate::progress::ProcessorError;
 

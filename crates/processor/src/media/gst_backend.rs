@@ -1,6 +1,8 @@
-//! The GStreamer backend.
+//! The GStreamer backend: set-up, the helpers its pipelines share (element creation, bus
+//! watch with watchdogs, pipeline guard), probing and decoding. Conversion to MP4 is in
+//! `gst_convert.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -11,8 +13,8 @@ use gst::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AudioDecoder, AudioStream, ConvertOptions, ConvertReport, Converter, DecodedAudio, MediaInfo,
-    MediaKind, MediaProbe, SAMPLE_RATE, VideoStream, fit_within,
+    AudioDecoder, AudioStream, DecodedAudio, MediaInfo, MediaKind, MediaProbe, SAMPLE_RATE,
+    VideoStream,
 };
 use crate::progress::{ProcessorError, Progress};
 
@@ -55,7 +57,7 @@ impl Default for GstConfig {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Gst {
-    cfg: GstConfig,
+    pub(super) cfg: GstConfig,
 }
 
 const REQUIRED: &[(&str, &str)] = &[
@@ -73,7 +75,7 @@ const REQUIRED: &[(&str, &str)] = &[
     ("avenc_aac", "gstreamer1.0-libav"),
 ];
 
-fn init() -> Result<(), ProcessorError> {
+pub(super) fn init() -> Result<(), ProcessorError> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
     INIT.get_or_init(|| {
         gst::init().map_err(|e| format!("GStreamer could not start: {e}"))?;
@@ -89,7 +91,7 @@ fn init() -> Result<(), ProcessorError> {
     .map_err(ProcessorError::Unavailable)
 }
 
-fn make(name: &str) -> Result<gst::Element, ProcessorError> {
+pub(super) fn make(name: &str) -> Result<gst::Element, ProcessorError> {
     gst::ElementFactory::make(name).build().map_err(|_| {
         let pkg = REQUIRED
             .iter()
@@ -101,7 +103,7 @@ fn make(name: &str) -> Result<gst::Element, ProcessorError> {
     })
 }
 
-fn file_uri(path: &Path) -> Result<String, ProcessorError> {
+pub(super) fn file_uri(path: &Path) -> Result<String, ProcessorError> {
     let abs = std::fs::canonicalize(path)?;
     glib::filename_to_uri(&abs, None)
         .map(|u| u.to_string())
@@ -110,16 +112,16 @@ fn file_uri(path: &Path) -> Result<String, ProcessorError> {
         })
 }
 
-fn decode_err(what: &str, e: impl std::fmt::Display) -> ProcessorError {
+pub(super) fn decode_err(what: &str, e: impl std::fmt::Display) -> ProcessorError {
     ProcessorError::MediaDecode(format!("{what}: {e}"))
 }
 
 /// Sets a pipeline to NULL on every path, including panics and aborted tasks.
-struct PipelineGuard(Option<gst::Pipeline>);
+pub(super) struct PipelineGuard(pub(super) Option<gst::Pipeline>);
 
 impl PipelineGuard {
     /// Stops the pipeline off the async threads (joining streaming threads can block).
-    async fn shutdown(mut self) {
+    pub(super) async fn shutdown(mut self) {
         if let Some(p) = self.0.take() {
             let _ = tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await;
         }
@@ -137,7 +139,11 @@ impl Drop for PipelineGuard {
 /// Links a pad we do not decode to a fakesink; with `end_ns`, records the end time of the
 /// stream's last buffer (so a file whose audio is shorter than its video is not taken for a
 /// truncated one).
-fn add_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad, end_ns: Option<Arc<AtomicU64>>) {
+pub(super) fn add_fakesink(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    end_ns: Option<Arc<AtomicU64>>,
+) {
     let Ok(fs) = gst::ElementFactory::make("fakesink")
         .property("sync", false)
         .property("async", false)
@@ -164,7 +170,7 @@ fn add_fakesink(pipeline: &gst::Pipeline, pad: &gst::Pad, end_ns: Option<Arc<Ato
     }
 }
 
-fn pad_media_type(pad: &gst::Pad) -> String {
+pub(super) fn pad_media_type(pad: &gst::Pad) -> String {
     pad.current_caps()
         .unwrap_or_else(|| pad.query_caps(None))
         .structure(0)
@@ -173,18 +179,18 @@ fn pad_media_type(pad: &gst::Pad) -> String {
 }
 
 /// The bus loop shared by decode and convert: EOS, errors, cancellation, watchdogs, progress.
-struct Watch<'a> {
-    pipeline: &'a gst::Pipeline,
-    cfg: &'a GstConfig,
-    activity: Arc<AtomicU64>,
-    duration_ms: Option<i64>,
-    progress: Progress,
-    stage: &'static str,
-    cancel: &'a CancellationToken,
+pub(super) struct Watch<'a> {
+    pub(super) pipeline: &'a gst::Pipeline,
+    pub(super) cfg: &'a GstConfig,
+    pub(super) activity: Arc<AtomicU64>,
+    pub(super) duration_ms: Option<i64>,
+    pub(super) progress: Progress,
+    pub(super) stage: &'static str,
+    pub(super) cancel: &'a CancellationToken,
 }
 
 impl Watch<'_> {
-    async fn run(self) -> Result<(), ProcessorError> {
+    pub(super) async fn run(self) -> Result<(), ProcessorError> {
         let bus = self
             .pipeline
             .bus()
@@ -254,7 +260,7 @@ impl Watch<'_> {
     }
 }
 
-fn classify(e: &glib::Error) -> ProcessorError {
+pub(super) fn classify(e: &glib::Error) -> ProcessorError {
     if e.matches(gst::CoreError::MissingPlugin) {
         ProcessorError::MediaDecode(format!("unsupported media (no decoder): {e}"))
     } else if e.matches(gst::ResourceError::NotFound)
@@ -283,7 +289,10 @@ impl Gst {
         Ok(Gst { cfg })
     }
 
-    fn probe_blocking(uri: &str, timeout: Duration) -> Result<MediaInfo, ProcessorError> {
+    pub(super) fn probe_blocking(
+        uri: &str,
+        timeout: Duration,
+    ) -> Result<MediaInfo, ProcessorError> {
         use gst_pbutils::prelude::*;
         let d = gst_pbutils::Discoverer::new(gst::ClockTime::from_nseconds(
             u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
@@ -547,195 +556,5 @@ impl AudioDecoder for Gst {
         }
         progress.report(1.0, "decoding");
         Ok(audio)
-    }
-}
-
-struct TempOutput {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-#[async_trait]
-impl Converter for Gst {
-    async fn convert(
-        &self,
-        input: &Path,
-        output: &Path,
-        opts: &ConvertOptions,
-        progress: Progress,
-        cancel: &CancellationToken,
-    ) -> Result<ConvertReport, ProcessorError> {
-        let info = self.probe(input).await?;
-        let uri = file_uri(input)?;
-        let file_name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "output.mp4".into());
-        let tmp = TempOutput {
-            path: output.with_file_name(format!(".{file_name}.partial")),
-            keep: false,
-        };
-        let target = info
-            .video
-            .as_ref()
-            .map(|v| fit_within((v.width, v.height), opts.max_size));
-
-        let pipeline = gst::Pipeline::new();
-        let guard = PipelineGuard(Some(pipeline.clone()));
-        let src = gst::ElementFactory::make("uridecodebin")
-            .property("uri", &uri)
-            .build()
-            .map_err(|_| {
-                ProcessorError::Unavailable("GStreamer 'uridecodebin' is missing".into())
-            })?;
-        let mux = make("mp4mux")?;
-        mux.set_property("faststart", true);
-        let fsink = make("filesink")?;
-        fsink.set_property("location", tmp.path.to_string_lossy().to_string());
-        pipeline
-            .add_many([&src, &mux, &fsink])
-            .map_err(|e| ProcessorError::Internal(e.to_string()))?;
-        mux.link(&fsink)
-            .map_err(|e| ProcessorError::Internal(e.to_string()))?;
-
-        // Branch elements are made up front so that a missing plugin fails before starting.
-        let (preset, crf) = opts.preset.x264();
-        let venc = make("x264enc")?;
-        venc.set_property_from_str("speed-preset", preset);
-        venc.set_property_from_str("pass", "qual");
-        venc.set_property("quantizer", crf);
-        // In quality mode x264enc's `bitrate` is the VBV max rate. Without a ceiling asked
-        // for, a zero VBV buffer turns VBV off: plain CRF, x264's options identical to
-        // `ffmpeg -c:v libx264 -preset P -crf N` (VBV costs ~4 % CPU). With one, a 600 ms
-        // buffer (`-maxrate K -bufsize 0.6K`).
-        match opts.max_kbps {
-            Some(k) => venc.set_property("bitrate", k.clamp(1, 2_048_000)),
-            None => {
-                venc.set_property("bitrate", 2_048_000u32);
-                venc.set_property("vbv-buf-capacity", 0u32);
-            }
-        }
-        venc.set_property("key-int-max", 250u32);
-        let mut vcaps = gst::Caps::builder("video/x-raw").field("format", "I420");
-        if let Some((w, h)) = target {
-            vcaps = vcaps
-                .field("width", i32::try_from(w).unwrap_or(i32::MAX))
-                .field("height", i32::try_from(h).unwrap_or(i32::MAX))
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
-        }
-        let vchain: Vec<gst::Element> = vec![
-            make("queue")?,
-            make("videoconvert")?,
-            make("videoscale")?,
-            gst::ElementFactory::make("capsfilter")
-                .property("caps", vcaps.build())
-                .build()
-                .map_err(|e| ProcessorError::Internal(e.to_string()))?,
-            venc,
-        ];
-        let aq = make("queue")?;
-        aq.set_property("max-size-time", 10_000_000_000u64);
-        aq.set_property("max-size-buffers", 0u32);
-        aq.set_property("max-size-bytes", 0u32);
-        let aenc = make("avenc_aac")?;
-        aenc.set_property_from_str("bitrate", "128000");
-        let achain: Vec<gst::Element> =
-            vec![aq, make("audioconvert")?, make("audioresample")?, aenc];
-
-        let activity = Arc::new(AtomicU64::new(0));
-        let branches = Arc::new(Mutex::new((Some(vchain), Some(achain))));
-        let linked_any = Arc::new(AtomicBool::new(false));
-        {
-            let pipe = pipeline.downgrade();
-            let mux = mux.downgrade();
-            let activity = activity.clone();
-            let branches = branches.clone();
-            let linked_any = linked_any.clone();
-            src.connect_pad_added(move |_, pad| {
-                let (Some(pipe), Some(mux)) = (pipe.upgrade(), mux.upgrade()) else {
-                    return;
-                };
-                let media = pad_media_type(pad);
-                let chain = {
-                    let Ok(mut b) = branches.lock() else { return };
-                    if media.starts_with("video/x-raw") {
-                        b.0.take()
-                    } else if media.starts_with("audio/x-raw") {
-                        b.1.take()
-                    } else {
-                        None
-                    }
-                };
-                let Some(chain) = chain else {
-                    add_fakesink(&pipe, pad, None);
-                    return;
-                };
-                let ok = (|| -> Result<(), String> {
-                    pipe.add_many(&chain).map_err(|e| e.to_string())?;
-                    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
-                    let last = chain.last().ok_or("empty chain")?;
-                    last.link(&mux).map_err(|e| e.to_string())?;
-                    for e in &chain {
-                        e.sync_state_with_parent().map_err(|e| e.to_string())?;
-                    }
-                    let first = chain[0].static_pad("sink").ok_or("no sink pad")?;
-                    let activity = activity.clone();
-                    first.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                        activity.fetch_add(1, Ordering::Relaxed);
-                        gst::PadProbeReturn::Ok
-                    });
-                    pad.link(&first).map_err(|e| format!("{e:?}"))?;
-                    Ok(())
-                })();
-                match ok {
-                    Ok(()) => linked_any.store(true, Ordering::SeqCst),
-                    Err(e) => tracing::warn!(error = %e, "could not build a conversion branch"),
-                }
-            });
-        }
-        {
-            let linked_any = linked_any.clone();
-            src.connect_no_more_pads(move |src| {
-                if !linked_any.load(Ordering::SeqCst) {
-                    gst::element_error!(
-                        src,
-                        gst::StreamError::WrongType,
-                        ("input has no audio or video stream")
-                    );
-                }
-            });
-        }
-
-        let res = Watch {
-            pipeline: &pipeline,
-            cfg: &self.cfg,
-            activity,
-            duration_ms: info.duration_ms,
-            progress: progress.clone(),
-            stage: "converting",
-            cancel,
-        }
-        .run()
-        .await;
-        guard.shutdown().await;
-        res?;
-        let mut tmp = tmp;
-        tokio::fs::rename(&tmp.path, output).await?;
-        tmp.keep = true;
-        let size_bytes = tokio::fs::metadata(output).await?.len();
-        progress.report(1.0, "converting");
-        Ok(ConvertReport {
-            size_bytes,
-            video_size: target,
-            duration_ms: info.duration_ms,
-        })
     }
 }

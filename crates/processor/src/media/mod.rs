@@ -6,6 +6,7 @@
 //! demuxer error and hang.
 
 mod gst_backend;
+mod gst_convert;
 mod mp3;
 
 use std::path::Path;

@@ -1,5 +1,8 @@
-//! Transcription: the [`Transcriber`] trait, its options, and the local whisper backend.
+//! Transcription: the [`Transcriber`] trait, its options, the local whisper backend and the
+//! remote (OpenAI-compatible) one.
 
+#[cfg(all(feature = "llm", feature = "media"))]
+mod remote;
 #[cfg(all(feature = "whisper", feature = "media"))]
 mod whisper;
 
@@ -12,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::progress::{ProcessorError, Progress};
 use crate::subtitle::Segment;
 
+#[cfg(all(feature = "llm", feature = "media"))]
+pub use remote::{RemoteTranscriber, RemoteTranscriberConfig};
 #[cfg(all(feature = "whisper", feature = "media"))]
 pub use whisper::{WhisperConfig, WhisperModel, WhisperTranscriber};
 

@@ -19,8 +19,7 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::http::map_openai_error;
-use super::{RetryPolicy, make_client};
+use crate::llm::{RetryPolicy, make_client, map_openai_error};
 use crate::media::AudioDecoder;
 use crate::progress::{ProcessorError, Progress, scaled};
 use crate::subtitle::{Segment, Word};

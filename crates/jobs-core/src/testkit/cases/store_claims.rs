@@ -1,0 +1,416 @@
+//! Store rules: insert, claims, fencing, cancellation, leases, progress, interrupts.
+
+use super::*;
+
+/// Inserted jobs get the documented defaults; duplicate ids are a conflict. (File links need
+/// a stored file in SQL stores; the persistence crate tests them.)
+pub async fn insert_and_get(store: Arc<dyn JobStore>) {
+    let j = store
+        .insert_job(
+            NewJob::new("transcribe", json!({"language": "en"}))
+                .profile("alice")
+                .lane(lanes::HEAVY)
+                .max_attempts(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.status, JobStatus::Queued);
+    assert_eq!(j.job_type, "transcribe");
+    assert_eq!(j.lane, lanes::HEAVY);
+    assert_eq!(j.profile_id.as_deref(), Some("alice"));
+    assert_eq!(j.file_id, None);
+    assert_eq!(j.params, json!({"language": "en"}));
+    assert_eq!(
+        (j.attempts, j.max_attempts, j.total, j.completed),
+        (0, 5, 1, 0)
+    );
+    assert!(j.claimable && !j.cancel_requested && j.parent_id.is_none());
+    assert!(j.result.is_none() && j.error.is_none() && j.lease_owner.is_none());
+    let got = store.get_job(j.id).await.unwrap().unwrap();
+    assert_eq!(got.id, j.id);
+    assert_eq!(got.params, j.params);
+    assert_eq!(
+        got.created_at.timestamp_micros(),
+        j.created_at.timestamp_micros()
+    );
+
+    let mut dup = nj("x");
+    dup.id = j.id;
+    assert!(matches!(
+        store.insert_job(dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.get_job(Uuid::now_v7()).await.unwrap().is_none());
+
+    let plain = store.insert_job(nj("y")).await.unwrap();
+    assert_eq!(plain.lane, lanes::IO, "no lane means io");
+    assert_eq!(plain.max_attempts, crate::DEFAULT_MAX_ATTEMPTS);
+}
+
+/// Claims are FIFO within a lane and never cross lanes.
+pub async fn claim_fifo_per_lane(store: Arc<dyn JobStore>) {
+    let a = store.insert_job(nj("t")).await.unwrap();
+    let b = store.insert_job(nj("t")).await.unwrap();
+    let c = store.insert_job(nj("t")).await.unwrap();
+    let x = store.insert_job(nj_lane("t", lanes::HEAVY)).await.unwrap();
+    for want in [&a, &b, &c] {
+        let got = claim_one(&store, lanes::IO, "n1").await;
+        assert_eq!(got.id, want.id, "FIFO order");
+        assert_eq!(got.status, JobStatus::Running);
+        assert_eq!(got.attempts, 1);
+        assert_eq!(got.lease_owner.as_deref(), Some("n1"));
+        assert!(got.lease_expires_at.unwrap() > got.created_at);
+        assert!(got.started_at.is_some());
+    }
+    assert!(
+        store
+            .claim_next(lanes::IO, "n1", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(claim_one(&store, lanes::HEAVY, "n1").await.id, x.id);
+    assert!(
+        store
+            .claim_next("nolane", "n1", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Concurrent claimers never get the same job.
+pub async fn claim_is_exclusive_under_concurrency(store: Arc<dyn JobStore>) {
+    let n = 60;
+    let mut ids = HashSet::new();
+    for _ in 0..n {
+        ids.insert(store.insert_job(nj("t")).await.unwrap().id);
+    }
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(j) = store
+                .claim_next(lanes::IO, &format!("w{w}"), LEASE)
+                .await
+                .unwrap()
+            {
+                got.push(j.id);
+            }
+            got
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    let unique: HashSet<Uuid> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), n, "every job claimed exactly once");
+    assert_eq!(unique, ids);
+}
+
+/// Completion applies only with the current owner and attempt.
+pub async fn completion_is_fenced(store: Arc<dyn JobStore>) {
+    store.insert_job(nj("t")).await.unwrap();
+    let j = claim_one(&store, lanes::IO, "n1").await;
+    let good = fence(&j);
+    let wrong_owner = Fence {
+        owner: "n2".into(),
+        ..good.clone()
+    };
+    let wrong_attempt = Fence {
+        attempt: good.attempt + 1,
+        ..good.clone()
+    };
+    let ok = Outcome::Succeeded(JobResult(json!({"v": 1})));
+    assert!(
+        store
+            .complete_job(&wrong_owner, ok.clone(), 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .complete_job(&wrong_attempt, ok.clone(), 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.get_job(j.id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+    let done = store
+        .complete_job(&good, ok.clone(), 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded);
+    assert_eq!(done.result, Some(json!({"v": 1})));
+    assert_eq!(done.progress, 1.0);
+    assert_eq!(done.completed, 1);
+    assert!(done.finished_at.is_some());
+    assert!(done.lease_owner.is_none() && done.lease_expires_at.is_none());
+    let again = Outcome::Failed(JobError::new("X", "late"));
+    assert!(store.complete_job(&good, again, 1).await.unwrap().is_none());
+    let after = store.get_job(j.id).await.unwrap().unwrap();
+    assert_eq!(
+        after.status,
+        JobStatus::Succeeded,
+        "terminal states never change"
+    );
+    assert!(after.error.is_none());
+
+    store.insert_job(nj("t")).await.unwrap();
+    let f = claim_one(&store, lanes::IO, "n1").await;
+    let err = JobError::new("MediaDecode", "bad input").with_details(json!({"at": 3}));
+    let failed = store
+        .complete_job(&fence(&f), Outcome::Failed(err), 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.error_code.as_deref(), Some("MediaDecode"));
+    assert_eq!(failed.error.as_deref(), Some("bad input"));
+    assert_eq!(failed.error_details, Some(json!({"at": 3})));
+}
+
+/// A queued job is cancelled at once and can no longer be claimed.
+pub async fn cancel_queued_job(store: Arc<dyn JobStore>) {
+    let j = store.insert_job(nj("t")).await.unwrap();
+    let c = store.request_cancel(j.id).await.unwrap();
+    assert_eq!(c.job.status, JobStatus::Cancelled);
+    assert!(c.job.finished_at.is_some());
+    assert!(
+        store
+            .claim_next(lanes::IO, "n1", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.claim_job(j.id, "n1", LEASE).await.unwrap().is_none());
+    let again = store.request_cancel(j.id).await.unwrap();
+    assert_eq!(again.job.status, JobStatus::Cancelled);
+    assert!(matches!(
+        store.request_cancel(Uuid::now_v7()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// A running job's cancel is a request; a success that lands anyway keeps its result but the
+/// job stays cancelled.
+pub async fn cancel_running_job_keeps_result(store: Arc<dyn JobStore>) {
+    store.insert_job(nj("t")).await.unwrap();
+    let j = claim_one(&store, lanes::IO, "n1").await;
+    let c = store.request_cancel(j.id).await.unwrap();
+    assert_eq!(c.job.status, JobStatus::Running);
+    assert!(c.job.cancel_requested);
+    let done = store
+        .complete_job(
+            &fence(&j),
+            Outcome::Succeeded(JobResult(json!({"late": true}))),
+            1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Cancelled);
+    assert_eq!(done.result, Some(json!({"late": true})));
+
+    store.insert_job(nj("t")).await.unwrap();
+    let k = claim_one(&store, lanes::IO, "n1").await;
+    store.request_cancel(k.id).await.unwrap();
+    let done = store
+        .complete_job(&fence(&k), Outcome::Failed(JobError::cancelled()), 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Cancelled);
+    assert!(done.error_code.is_none());
+}
+
+/// Renewal extends held leases and reports cancel requests and lost fences.
+pub async fn lease_renewal_reports_lost_and_cancelled(store: Arc<dyn JobStore>) {
+    store.insert_job(nj("t")).await.unwrap();
+    store.insert_job(nj("t")).await.unwrap();
+    let a = store
+        .claim_next(lanes::IO, "n1", Duration::from_secs(5))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = claim_one(&store, lanes::IO, "n1").await;
+    store.request_cancel(b.id).await.unwrap();
+    let stale = Fence {
+        attempt: a.attempts + 1,
+        ..fence(&a)
+    };
+    let st = store
+        .renew_leases(&[fence(&a), fence(&b), stale], LEASE)
+        .await
+        .unwrap();
+    assert_eq!(st.len(), 3);
+    assert!(st[0].held && !st[0].cancel_requested);
+    assert!(st[1].held && st[1].cancel_requested);
+    assert!(!st[2].held);
+    let a2 = store.get_job(a.id).await.unwrap().unwrap();
+    assert!(a2.lease_expires_at.unwrap() > a.lease_expires_at.unwrap());
+}
+
+/// Progress writes need the fence and are clamped.
+pub async fn progress_write_is_fenced(store: Arc<dyn JobStore>) {
+    store.insert_job(nj("t")).await.unwrap();
+    let j = claim_one(&store, lanes::IO, "n1").await;
+    let upd = ProgressUpdate {
+        progress: 0.25,
+        stage: Some("decoding".into()),
+        completed: None,
+    };
+    assert!(store.update_progress(&fence(&j), &upd).await.unwrap());
+    let got = store.get_job(j.id).await.unwrap().unwrap();
+    assert!((got.progress - 0.25).abs() < 1e-6);
+    assert_eq!(got.stage.as_deref(), Some("decoding"));
+    let bad = Fence {
+        owner: "other".into(),
+        ..fence(&j)
+    };
+    assert!(!store.update_progress(&bad, &upd).await.unwrap());
+    let over = ProgressUpdate {
+        progress: 1.5,
+        stage: None,
+        completed: Some(0),
+    };
+    assert!(store.update_progress(&fence(&j), &over).await.unwrap());
+    let got = store.get_job(j.id).await.unwrap().unwrap();
+    assert!((got.progress - 1.0).abs() < 1e-6);
+}
+
+/// Interruption re-queues, fails with `Interrupted`, or cancels when a cancel was pending.
+pub async fn interrupt_requeues_fails_or_cancels(store: Arc<dyn JobStore>) {
+    let a = store.insert_job(nj("t")).await.unwrap();
+    let ca = claim_one(&store, lanes::IO, "n1").await;
+    assert_eq!(ca.id, a.id);
+    let q = store
+        .interrupt_job(&fence(&ca), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(q.status, JobStatus::Queued);
+    assert!(q.lease_owner.is_none());
+    assert_eq!(q.attempts, 1, "attempts kept");
+    assert!(
+        store
+            .interrupt_job(&fence(&ca), true)
+            .await
+            .unwrap()
+            .is_none(),
+        "stale fence"
+    );
+    let again = claim_one(&store, lanes::IO, "n2").await;
+    assert_eq!((again.id, again.attempts), (a.id, 2));
+
+    store.insert_job(nj("t")).await.unwrap();
+    let b = claim_one(&store, lanes::IO, "n1").await;
+    let f = store
+        .interrupt_job(&fence(&b), false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.status, JobStatus::Failed);
+    assert_eq!(f.error_code.as_deref(), Some(codes::INTERRUPTED));
+    assert_eq!(f.error.as_deref(), Some(crate::INTERRUPTED_MESSAGE));
+
+    store.insert_job(nj("t")).await.unwrap();
+    let c = claim_one(&store, lanes::IO, "n1").await;
+    store.request_cancel(c.id).await.unwrap();
+    let x = store
+        .interrupt_job(&fence(&c), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(x.status, JobStatus::Cancelled, "a pending cancel wins");
+}
+
+/// `fail_queued` changes queued jobs only.
+pub async fn fail_queued_only_touches_queued(store: Arc<dyn JobStore>) {
+    let q = store.insert_job(nj("t")).await.unwrap();
+    let f = store
+        .fail_queued(q.id, &JobError::interrupted())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.status, JobStatus::Failed);
+    assert_eq!(f.error_code.as_deref(), Some(codes::INTERRUPTED));
+    store.insert_job(nj("t")).await.unwrap();
+    let r = claim_one(&store, lanes::IO, "n1").await;
+    assert!(
+        store
+            .fail_queued(r.id, &JobError::interrupted())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .fail_queued(q.id, &JobError::interrupted())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Batches are inserted whole, children keep their order and are run by their parent unless
+/// released.
+pub async fn batch_insert_and_claim_rules(store: Arc<dyn JobStore>) {
+    let kids: Vec<NewJob> = (0..3)
+        .map(|i| NewJob::new("child", json!({"i": i})).lane(lanes::IO))
+        .collect();
+    let kid_ids: Vec<Uuid> = kids.iter().map(|k| k.id).collect();
+    let (p, c) = store
+        .insert_batch(nj_lane("batch_child", lanes::BATCH).profile("p"), kids)
+        .await
+        .unwrap();
+    assert_eq!((p.total, p.completed, p.status), (3, 0, JobStatus::Queued));
+    assert_eq!(c.iter().map(|k| k.id).collect::<Vec<_>>(), kid_ids);
+    assert!(c.iter().all(|k| k.parent_id == Some(p.id) && !k.claimable));
+    let listed = store.list_children(p.id).await.unwrap();
+    assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), kid_ids);
+    assert_eq!(listed[1].params, json!({"i": 1}));
+    assert!(
+        store
+            .claim_next(lanes::IO, "n1", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "children are not claimable by lane workers"
+    );
+    assert_eq!(claim_one(&store, lanes::BATCH, "n1").await.id, p.id);
+    let c0 = store
+        .claim_job(kid_ids[0], "n1", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c0.status, JobStatus::Running);
+    assert!(
+        store
+            .claim_job(kid_ids[0], "n1", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.release_children(p.id).await.unwrap(), 2);
+    assert_eq!(claim_one(&store, lanes::IO, "n2").await.id, kid_ids[1]);
+    assert_eq!(claim_one(&store, lanes::IO, "n2").await.id, kid_ids[2]);
+
+    // All or nothing.
+    let k = nj("child");
+    let dup = NewJob {
+        id: k.id,
+        ..nj("child")
+    };
+    let parent = nj("batch_child");
+    let parent_id = parent.id;
+    assert!(store.insert_batch(parent, vec![k, dup]).await.is_err());
+    assert!(store.get_job(parent_id).await.unwrap().is_none());
+}
