@@ -1,88 +1,81 @@
 //! [`JobSpec`]: any of the eight job types with its options, as a client asks for it, and
 //! [`Params`], its options without the files.
 
-use mediajobs_processor::media::ConvertOptions;
-use mediajobs_processor::transcribe::TranscribeOptions;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::MediaJobError;
 use crate::http_form::{check_batch_ids, check_resolution};
-use crate::spec::{Convert, FixSrt, GenerateSrt, Operation, Transcribe};
+use crate::spec::{
+    Convert, FixSrt, GenerateSrt, OnFile, OnFiles, Operation, OperationParams, Transcribe,
+};
+
+/// An operation's options on one file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct OneFile<P: OperationParams> {
+    /// The input file.
+    pub file_id: Uuid,
+    /// The options (their fields sit beside `file_id` in JSON).
+    #[serde(flatten)]
+    pub params: P,
+}
+
+/// An operation's options on several files: a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct ManyFiles<P: OperationParams> {
+    /// The input files, in order.
+    pub file_ids: Vec<Uuid>,
+    /// The options, the same for every child.
+    #[serde(flatten)]
+    pub params: P,
+}
+
+impl<P: OperationParams> OneFile<P> {
+    /// The typed job of `profile`.
+    pub fn on(&self, profile: &str) -> OnFile<P> {
+        OnFile {
+            profile_id: profile.to_owned(),
+            file_id: self.file_id,
+            params: self.params.clone(),
+        }
+    }
+}
+
+impl<P: OperationParams> ManyFiles<P> {
+    /// The typed batch of `profile`.
+    pub fn on(&self, profile: &str) -> OnFiles<P> {
+        OnFiles {
+            profile_id: profile.to_owned(),
+            file_ids: self.file_ids.clone(),
+            params: self.params.clone(),
+        }
+    }
+}
 
 /// Any of the eight job types with its options: what a client asks for. The JSON form is
-/// tagged by `type` (`{"type": "convert", "file_id": "…", "opts": {...}}`).
+/// tagged by `type` (`{"type": "convert", "file_id": "…", "opts": {...}}`,
+/// `{"type": "batch_fix_srt", "file_ids": […], "model": "…"}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JobSpec {
     /// `generate_srt`.
-    GenerateSrt {
-        /// The input file.
-        file_id: Uuid,
-        /// Options.
-        #[serde(default)]
-        opts: TranscribeOptions,
-    },
+    GenerateSrt(OneFile<GenerateSrt>),
     /// `transcribe`.
-    Transcribe {
-        /// The input file.
-        file_id: Uuid,
-        /// Options.
-        #[serde(default)]
-        opts: TranscribeOptions,
-    },
+    Transcribe(OneFile<Transcribe>),
     /// `convert`.
-    Convert {
-        /// The input file.
-        file_id: Uuid,
-        /// Options.
-        #[serde(default)]
-        opts: ConvertOptions,
-    },
+    Convert(OneFile<Convert>),
     /// `fix_srt`.
-    FixSrt {
-        /// The input file.
-        file_id: Uuid,
-        /// `provider:model`.
-        model: String,
-        /// System prompt override.
-        #[serde(default)]
-        sys_msg: Option<String>,
-    },
+    FixSrt(OneFile<FixSrt>),
     /// `batch_generate_srt`.
-    BatchGenerateSrt {
-        /// The input files.
-        file_ids: Vec<Uuid>,
-        /// Options.
-        #[serde(default)]
-        opts: TranscribeOptions,
-    },
+    BatchGenerateSrt(ManyFiles<GenerateSrt>),
     /// `batch_transcribe`.
-    BatchTranscribe {
-        /// The input files.
-        file_ids: Vec<Uuid>,
-        /// Options.
-        #[serde(default)]
-        opts: TranscribeOptions,
-    },
+    BatchTranscribe(ManyFiles<Transcribe>),
     /// `batch_convert`.
-    BatchConvert {
-        /// The input files.
-        file_ids: Vec<Uuid>,
-        /// Options.
-        #[serde(default)]
-        opts: ConvertOptions,
-    },
+    BatchConvert(ManyFiles<Convert>),
     /// `batch_fix_srt`.
-    BatchFixSrt {
-        /// The input files.
-        file_ids: Vec<Uuid>,
-        /// `provider:model`.
-        model: String,
-        /// System prompt override.
-        #[serde(default)]
-        sys_msg: Option<String>,
-    },
+    BatchFixSrt(ManyFiles<FixSrt>),
 }
 
 /// The options of a [`JobSpec`], without its files.
@@ -113,52 +106,48 @@ impl Params {
 impl JobSpec {
     /// Builds the spec of `params` on one file (`files.len() == 1`, `batch == false`) or a batch.
     pub fn new(params: Params, files: Vec<Uuid>, batch: bool) -> Result<JobSpec, MediaJobError> {
-        if !batch {
-            let [file_id] = files.as_slice() else {
-                return Err(MediaJobError::validation(
+        fn one(files: &[Uuid]) -> Result<Uuid, MediaJobError> {
+            match files {
+                [f] => Ok(*f),
+                _ => Err(MediaJobError::validation(
                     "a single job takes exactly one file",
-                ));
-            };
-            let file_id = *file_id;
-            return Ok(match params {
-                Params::GenerateSrt(p) => JobSpec::GenerateSrt {
-                    file_id,
-                    opts: p.opts,
-                },
-                Params::Transcribe(p) => JobSpec::Transcribe {
-                    file_id,
-                    opts: p.opts,
-                },
-                Params::Convert(p) => JobSpec::Convert {
-                    file_id,
-                    opts: p.opts,
-                },
-                Params::FixSrt(p) => JobSpec::FixSrt {
-                    file_id,
-                    model: p.model,
-                    sys_msg: p.sys_msg,
-                },
-            });
+                )),
+            }
         }
-        let file_ids = files;
-        Ok(match params {
-            Params::GenerateSrt(p) => JobSpec::BatchGenerateSrt {
-                file_ids,
-                opts: p.opts,
-            },
-            Params::Transcribe(p) => JobSpec::BatchTranscribe {
-                file_ids,
-                opts: p.opts,
-            },
-            Params::Convert(p) => JobSpec::BatchConvert {
-                file_ids,
-                opts: p.opts,
-            },
-            Params::FixSrt(p) => JobSpec::BatchFixSrt {
-                file_ids,
-                model: p.model,
-                sys_msg: p.sys_msg,
-            },
+        use Params as P;
+        Ok(match (params, batch) {
+            (P::GenerateSrt(params), false) => JobSpec::GenerateSrt(OneFile {
+                file_id: one(&files)?,
+                params,
+            }),
+            (P::Transcribe(params), false) => JobSpec::Transcribe(OneFile {
+                file_id: one(&files)?,
+                params,
+            }),
+            (P::Convert(params), false) => JobSpec::Convert(OneFile {
+                file_id: one(&files)?,
+                params,
+            }),
+            (P::FixSrt(params), false) => JobSpec::FixSrt(OneFile {
+                file_id: one(&files)?,
+                params,
+            }),
+            (P::GenerateSrt(params), true) => JobSpec::BatchGenerateSrt(ManyFiles {
+                file_ids: files,
+                params,
+            }),
+            (P::Transcribe(params), true) => JobSpec::BatchTranscribe(ManyFiles {
+                file_ids: files,
+                params,
+            }),
+            (P::Convert(params), true) => JobSpec::BatchConvert(ManyFiles {
+                file_ids: files,
+                params,
+            }),
+            (P::FixSrt(params), true) => JobSpec::BatchFixSrt(ManyFiles {
+                file_ids: files,
+                params,
+            }),
         })
     }
 
@@ -191,34 +180,28 @@ impl JobSpec {
     /// Its input files.
     pub fn file_ids(&self) -> Vec<Uuid> {
         match self {
-            JobSpec::GenerateSrt { file_id, .. }
-            | JobSpec::Transcribe { file_id, .. }
-            | JobSpec::Convert { file_id, .. }
-            | JobSpec::FixSrt { file_id, .. } => vec![*file_id],
-            JobSpec::BatchGenerateSrt { file_ids, .. }
-            | JobSpec::BatchTranscribe { file_ids, .. }
-            | JobSpec::BatchConvert { file_ids, .. }
-            | JobSpec::BatchFixSrt { file_ids, .. } => file_ids.clone(),
+            JobSpec::GenerateSrt(s) => vec![s.file_id],
+            JobSpec::Transcribe(s) => vec![s.file_id],
+            JobSpec::Convert(s) => vec![s.file_id],
+            JobSpec::FixSrt(s) => vec![s.file_id],
+            JobSpec::BatchGenerateSrt(b) => b.file_ids.clone(),
+            JobSpec::BatchTranscribe(b) => b.file_ids.clone(),
+            JobSpec::BatchConvert(b) => b.file_ids.clone(),
+            JobSpec::BatchFixSrt(b) => b.file_ids.clone(),
         }
     }
 
     /// Its options.
     pub fn params(&self) -> Params {
         match self {
-            JobSpec::GenerateSrt { opts, .. } | JobSpec::BatchGenerateSrt { opts, .. } => {
-                Params::GenerateSrt(GenerateSrt { opts: opts.clone() })
-            }
-            JobSpec::Transcribe { opts, .. } | JobSpec::BatchTranscribe { opts, .. } => {
-                Params::Transcribe(Transcribe { opts: opts.clone() })
-            }
-            JobSpec::Convert { opts, .. } | JobSpec::BatchConvert { opts, .. } => {
-                Params::Convert(Convert { opts: opts.clone() })
-            }
-            JobSpec::FixSrt { model, sys_msg, .. }
-            | JobSpec::BatchFixSrt { model, sys_msg, .. } => Params::FixSrt(FixSrt {
-                model: model.clone(),
-                sys_msg: sys_msg.clone(),
-            }),
+            JobSpec::GenerateSrt(s) => Params::GenerateSrt(s.params.clone()),
+            JobSpec::Transcribe(s) => Params::Transcribe(s.params.clone()),
+            JobSpec::Convert(s) => Params::Convert(s.params.clone()),
+            JobSpec::FixSrt(s) => Params::FixSrt(s.params.clone()),
+            JobSpec::BatchGenerateSrt(b) => Params::GenerateSrt(b.params.clone()),
+            JobSpec::BatchTranscribe(b) => Params::Transcribe(b.params.clone()),
+            JobSpec::BatchConvert(b) => Params::Convert(b.params.clone()),
+            JobSpec::BatchFixSrt(b) => Params::FixSrt(b.params.clone()),
         }
     }
 

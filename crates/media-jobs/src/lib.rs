@@ -38,7 +38,7 @@ mod storage;
 pub use error::MediaJobError;
 pub use handlers::{file_url, register_handlers};
 pub use http_form::{check_batch_ids, parse_bitrate, parse_params, parse_resolution};
-pub use job_spec::{JobSpec, Params};
+pub use job_spec::{JobSpec, ManyFiles, OneFile, Params};
 pub use services::{NewFile, Services, Submission, Upload};
 pub use spec::{
     Convert, ConvertOutput, FixSrt, FixSrtOutput, GenerateSrt, GenerateSrtOutput, OnFile, OnFiles,

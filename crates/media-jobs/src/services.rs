@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
-use jobs_core::{Job, JobError, QueueManager};
+use jobs_core::{Job, QueueManager};
 use mediajobs_persistence::{Database, FileKind, FileOrigin, FileRecord};
 use mediajobs_processor::llm::SubtitleRefiner;
 use mediajobs_processor::media::{Converter, MediaKind, MediaProbe};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::error::MediaJobError;
 use crate::http_form::{check_batch_ids, parse_params};
 use crate::job_spec::{JobSpec, Params};
-use crate::spec::{OnFiles, Operation};
+use crate::spec::{OnFile, OnFiles, Operation, OperationParams};
 use crate::storage::{MediaStore, TempFile, content_type_for, hash_file};
 use jobs_core::ErrorCode;
 
@@ -277,57 +277,17 @@ impl Services {
         profile: &str,
         spec: &JobSpec,
     ) -> Result<Job, MediaJobError> {
-        let files = spec.file_ids();
-        let params = spec.params();
-        let internal = |e: JobError| MediaJobError::internal(e);
-        if spec.is_batch() {
-            let (parent, children) = match params {
-                Params::GenerateSrt(p) => batch(profile, files, p).to_new_jobs(),
-                Params::Transcribe(p) => batch(profile, files, p).to_new_jobs(),
-                Params::Convert(p) => batch(profile, files, p).to_new_jobs(),
-                Params::FixSrt(p) => batch(profile, files, p).to_new_jobs(),
-            }
-            .map_err(internal)?;
-            let (job, _) = manager
-                .enqueue_batch(parent, children)
-                .await
-                .map_err(MediaJobError::from)?;
-            return Ok(job);
+        use JobSpec as S;
+        match spec {
+            S::GenerateSrt(s) => enqueue_one(manager, s.on(profile)).await,
+            S::Transcribe(s) => enqueue_one(manager, s.on(profile)).await,
+            S::Convert(s) => enqueue_one(manager, s.on(profile)).await,
+            S::FixSrt(s) => enqueue_one(manager, s.on(profile)).await,
+            S::BatchGenerateSrt(b) => enqueue_batch(manager, b.on(profile)).await,
+            S::BatchTranscribe(b) => enqueue_batch(manager, b.on(profile)).await,
+            S::BatchConvert(b) => enqueue_batch(manager, b.on(profile)).await,
+            S::BatchFixSrt(b) => enqueue_batch(manager, b.on(profile)).await,
         }
-        let file_id = files
-            .first()
-            .copied()
-            .ok_or_else(|| MediaJobError::validation("a single job takes exactly one file"))?;
-        use crate::spec::OnFile;
-        use jobs_core::JobArgs;
-        let new = match params {
-            Params::GenerateSrt(params) => OnFile {
-                profile_id: profile.to_owned(),
-                file_id,
-                params,
-            }
-            .to_new_job(),
-            Params::Transcribe(params) => OnFile {
-                profile_id: profile.to_owned(),
-                file_id,
-                params,
-            }
-            .to_new_job(),
-            Params::Convert(params) => OnFile {
-                profile_id: profile.to_owned(),
-                file_id,
-                params,
-            }
-            .to_new_job(),
-            Params::FixSrt(params) => OnFile {
-                profile_id: profile.to_owned(),
-                file_id,
-                params,
-            }
-            .to_new_job(),
-        }
-        .map_err(internal)?;
-        manager.enqueue(new).await.map_err(MediaJobError::from)
     }
 
     /// Adds a file to a profile — the one way uploads and job outputs alike become files:
@@ -457,14 +417,17 @@ impl Services {
     }
 }
 
-fn batch<P: crate::spec::OperationParams>(
-    profile: &str,
-    file_ids: Vec<Uuid>,
-    params: P,
-) -> OnFiles<P> {
-    OnFiles {
-        profile_id: profile.to_owned(),
-        file_ids,
-        params,
-    }
+async fn enqueue_one<P: OperationParams>(
+    manager: &QueueManager,
+    job: OnFile<P>,
+) -> Result<Job, MediaJobError> {
+    Ok(manager.enqueue(job).await?.job().clone())
+}
+
+async fn enqueue_batch<P: OperationParams>(
+    manager: &QueueManager,
+    batch: OnFiles<P>,
+) -> Result<Job, MediaJobError> {
+    let (parent, children) = batch.to_new_jobs().map_err(MediaJobError::internal)?;
+    Ok(manager.enqueue_batch(parent, children).await?.0)
 }
