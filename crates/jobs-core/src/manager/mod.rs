@@ -551,7 +551,7 @@ impl QueueManager {
 }
 
 impl Engine {
-    /// Waits until the job reaches a terminal state and returns it.
+    /// Waits until the job reaches a terminal state and returns it, as the store has it.
     pub(crate) async fn wait_for(&self, id: Uuid) -> Result<Job, ManagerError> {
         let mut rx = self.events.subscribe();
         loop {
@@ -569,7 +569,11 @@ impl Engine {
                 tokio::select! {
                     _ = &mut deadline => break,
                     ev = rx.recv() => match ev {
-                        Ok(ev) if ev.job.id == id && ev.job.status.is_terminal() => return Ok(ev.job),
+                        // An event only wakes the waiter; the store decides. A run's
+                        // `Finished` is published after its outcome is written, so a waiter
+                        // that polled that outcome, retried the job and waits again can still
+                        // receive the old run's event: returning it would report a stale end.
+                        Ok(ev) if ev.job.id == id && ev.job.status.is_terminal() => break,
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => break,
                         Err(broadcast::error::RecvError::Closed) => break,
