@@ -19,7 +19,8 @@ use crate::types::{Id, Ts};
 type QResult<T> = Result<T, diesel::result::Error>;
 
 /// The backend-specific statements: row locks, the claim, and NOTIFY; plus the two writes
-/// every transaction shares (their bodies are identical, written once by `common_methods!`).
+/// every transaction shares. Bodies that differ only by the row locks are written once, by
+/// `common_methods!`.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Dialect: AsyncConnection + Send {
     async fn write_job(&mut self, job: &Job) -> QResult<()>;
@@ -52,8 +53,11 @@ macro_rules! claim_set {
 }
 pub(crate) use claim_set;
 
+/// The methods whose bodies are the same on both backends, but for the row locks PostgreSQL
+/// takes (`$lock`: `FOR UPDATE`; `$claim_lock`: `FOR UPDATE SKIP LOCKED`) and SQLite needs
+/// none of (its one connection serializes transactions).
 macro_rules! common_methods {
-    () => {
+    (lock = [$($lock:tt)*], claim_lock = [$($claim_lock:tt)*]) => {
         async fn write_job(&mut self, job: &Job) -> QResult<()> {
             diesel::update(jobs::table.filter(jobs::id.eq(Id(job.id))))
                 .set(JobRow::from_job(job))
@@ -73,67 +77,63 @@ macro_rules! common_methods {
                 .await
                 .map(|_| ())
         }
+
+        async fn lock_job(&mut self, id: Uuid) -> QResult<Option<JobRow>> {
+            jobs::table
+                .find(Id(id))
+                .select(JobRow::as_select())
+                $($lock)*
+                .first(self)
+                .await
+                .optional()
+        }
+        async fn lock_children(&mut self, parent: Uuid) -> QResult<Vec<JobRow>> {
+            jobs::table
+                .filter(jobs::parent_id.eq(Id(parent)))
+                .order((jobs::created_at.asc(), jobs::id.asc()))
+                .select(JobRow::as_select())
+                $($lock)*
+                .load(self)
+                .await
+        }
+        async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>> {
+            jobs::table
+                .filter(jobs::file_id.eq(Id(file)))
+                .order((jobs::created_at.asc(), jobs::id.asc()))
+                .select(JobRow::as_select())
+                $($lock)*
+                .load(self)
+                .await
+        }
+        async fn claim_next_row(
+            &mut self,
+            lane: &str,
+            owner: &str,
+            until: Ts,
+            now: Ts,
+        ) -> QResult<Option<JobRow>> {
+            let j2 = diesel::alias!(crate::schema::jobs as j2);
+            let next = j2
+                .select(j2.field(jobs::id))
+                .filter(j2.field(jobs::status).eq(JobStatus::Queued.as_str()))
+                .filter(j2.field(jobs::lane).eq(lane))
+                .filter(j2.field(jobs::claimable).eq(true))
+                .order((j2.field(jobs::created_at).asc(), j2.field(jobs::id).asc()))
+                .limit(1)
+                $($claim_lock)*;
+            diesel::update(jobs::table)
+                .filter(jobs::id.nullable().eq(next.single_value()))
+                .set(claim_set!(owner, until, now))
+                .returning(JobRow::as_returning())
+                .get_result(self)
+                .await
+                .optional()
+        }
     };
 }
 
 impl Dialect for AsyncPgConnection {
-    common_methods!();
-
-    async fn lock_job(&mut self, id: Uuid) -> QResult<Option<JobRow>> {
-        jobs::table
-            .find(Id(id))
-            .select(JobRow::as_select())
-            .for_update()
-            .first(self)
-            .await
-            .optional()
-    }
-
-    async fn lock_children(&mut self, parent: Uuid) -> QResult<Vec<JobRow>> {
-        jobs::table
-            .filter(jobs::parent_id.eq(Id(parent)))
-            .order((jobs::created_at.asc(), jobs::id.asc()))
-            .select(JobRow::as_select())
-            .for_update()
-            .load(self)
-            .await
-    }
-
-    async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>> {
-        jobs::table
-            .filter(jobs::file_id.eq(Id(file)))
-            .order((jobs::created_at.asc(), jobs::id.asc()))
-            .select(JobRow::as_select())
-            .for_update()
-            .load(self)
-            .await
-    }
-
-    async fn claim_next_row(
-        &mut self,
-        lane: &str,
-        owner: &str,
-        until: Ts,
-        now: Ts,
-    ) -> QResult<Option<JobRow>> {
-        let j2 = diesel::alias!(crate::schema::jobs as j2);
-        let next = j2
-            .select(j2.field(jobs::id))
-            .filter(j2.field(jobs::status).eq(JobStatus::Queued.as_str()))
-            .filter(j2.field(jobs::lane).eq(lane))
-            .filter(j2.field(jobs::claimable).eq(true))
-            .order((j2.field(jobs::created_at).asc(), j2.field(jobs::id).asc()))
-            .limit(1)
-            .for_update()
-            .skip_locked();
-        diesel::update(jobs::table)
-            .filter(jobs::id.nullable().eq(next.single_value()))
-            .set(claim_set!(owner, until, now))
-            .returning(JobRow::as_returning())
-            .get_result(self)
-            .await
-            .optional()
-    }
+    common_methods!(lock = [.for_update()], claim_lock = [.for_update().skip_locked()]);
 
     async fn notify_all(&mut self, payloads: &[Payload]) -> QResult<()> {
         for p in payloads {
@@ -148,58 +148,7 @@ impl Dialect for AsyncPgConnection {
 }
 
 impl Dialect for SqliteConn {
-    common_methods!();
-
-    async fn lock_job(&mut self, id: Uuid) -> QResult<Option<JobRow>> {
-        jobs::table
-            .find(Id(id))
-            .select(JobRow::as_select())
-            .first(self)
-            .await
-            .optional()
-    }
-
-    async fn lock_children(&mut self, parent: Uuid) -> QResult<Vec<JobRow>> {
-        jobs::table
-            .filter(jobs::parent_id.eq(Id(parent)))
-            .order((jobs::created_at.asc(), jobs::id.asc()))
-            .select(JobRow::as_select())
-            .load(self)
-            .await
-    }
-
-    async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>> {
-        jobs::table
-            .filter(jobs::file_id.eq(Id(file)))
-            .order((jobs::created_at.asc(), jobs::id.asc()))
-            .select(JobRow::as_select())
-            .load(self)
-            .await
-    }
-
-    async fn claim_next_row(
-        &mut self,
-        lane: &str,
-        owner: &str,
-        until: Ts,
-        now: Ts,
-    ) -> QResult<Option<JobRow>> {
-        let j2 = diesel::alias!(crate::schema::jobs as j2);
-        let next = j2
-            .select(j2.field(jobs::id))
-            .filter(j2.field(jobs::status).eq(JobStatus::Queued.as_str()))
-            .filter(j2.field(jobs::lane).eq(lane))
-            .filter(j2.field(jobs::claimable).eq(true))
-            .order((j2.field(jobs::created_at).asc(), j2.field(jobs::id).asc()))
-            .limit(1);
-        diesel::update(jobs::table)
-            .filter(jobs::id.nullable().eq(next.single_value()))
-            .set(claim_set!(owner, until, now))
-            .returning(JobRow::as_returning())
-            .get_result(self)
-            .await
-            .optional()
-    }
+    common_methods!(lock = [], claim_lock = []);
 
     async fn notify_all(&mut self, _payloads: &[Payload]) -> QResult<()> {
         Ok(()) // sent on the in-process channel after the commit

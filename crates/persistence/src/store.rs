@@ -1,4 +1,6 @@
-//! `impl JobStore for Database`: the queue in SQL.
+//! `impl JobStore for Database`: the queue in SQL. (One file of ~600 lines on purpose: one
+//! method per `JobStore` method, each a transaction over `Dialect`;
+//! the backend-specific statements are in `dialect.rs`.)
 //!
 //! - Claims are one `UPDATE … WHERE id = (SELECT … LIMIT 1 [FOR UPDATE SKIP LOCKED])
 //!   RETURNING …` statement on both backends.
