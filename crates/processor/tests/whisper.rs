@@ -207,8 +207,26 @@ async fn transcription_stops_within_a_second_of_cancel() {
         )
         .await
         .unwrap();
+    let after_abort = t0.elapsed();
     assert!(wer("Testing again.", &tr.text) <= 0.5, "{}", tr.text);
-    assert!(t0.elapsed() < Duration::from_secs(15));
+    // Nothing is stuck: the run after an abort costs a fresh run of the same clip plus at
+    // most the aborted run's last step to its next abort check and a new decoder state
+    // (measured on 2 cores: 13.3 s after an abort vs 8.7 s fresh). A fixed bound (15 s) was
+    // the machine's speed, not the property.
+    let t1 = Instant::now();
+    t.transcribe(
+        &short,
+        &TranscribeOptions::default(),
+        no_progress(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let fresh = t1.elapsed();
+    assert!(
+        after_abort < fresh + Duration::from_secs(10),
+        "after an abort {after_abort:?}, fresh {fresh:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
