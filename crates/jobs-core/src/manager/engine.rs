@@ -3,7 +3,7 @@
 //! life cycle. Each service (executor, lane workers, heartbeat, maintenance, signal listener)
 //! is an `impl Engine` block in its own file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use tokio::sync::{Notify, Semaphore, broadcast};
@@ -66,6 +66,10 @@ pub(crate) struct Engine {
     pub(super) lanes: RwLock<HashMap<String, Arc<Lane>>>,
     pub(super) running: Mutex<HashMap<Uuid, RunningEntry>>,
     pub(super) job_done: Notify,
+    /// Jobs being enqueued here whose `Created` is not published yet (see [`Announcing`]).
+    pub(super) announcing: Mutex<HashSet<Uuid>>,
+    /// Fires whenever jobs leave `announcing`.
+    pub(super) announced: Notify,
     pub(crate) events: broadcast::Sender<JobEvent>,
     pub(super) life: Mutex<Life>,
     pub(super) job_tasks: Mutex<JoinSet<()>>,
@@ -223,5 +227,49 @@ impl Engine {
             },
         );
         Some((fence, token))
+    }
+}
+
+/// Marks jobs as being enqueued on this node until their `Created` event is out, so the
+/// executor never publishes `Started` first (a lane worker whose claim was already in flight
+/// can take a job the moment it is inserted). Dropping it — published, failed, or the caller's
+/// future dropped — clears the marks.
+pub(super) struct Announcing<'a> {
+    engine: &'a Engine,
+    ids: Vec<Uuid>,
+}
+
+impl<'a> Announcing<'a> {
+    pub(super) fn new(engine: &'a Engine, ids: Vec<Uuid>) -> Self {
+        lock(&engine.announcing).extend(ids.iter().copied());
+        Announcing { engine, ids }
+    }
+}
+
+impl Drop for Announcing<'_> {
+    fn drop(&mut self) {
+        let mut set = lock(&self.engine.announcing);
+        for id in &self.ids {
+            set.remove(id);
+        }
+        drop(set);
+        self.engine.announced.notify_waiters();
+    }
+}
+
+impl Engine {
+    /// Waits (at most a second: ordering events never holds a job up) until a job enqueued
+    /// on this node has had its `Created` published.
+    pub(super) async fn wait_announced(&self, id: Uuid) {
+        let wait = async {
+            loop {
+                let notified = self.announced.notified();
+                if !lock(&self.announcing).contains(&id) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wait).await;
     }
 }

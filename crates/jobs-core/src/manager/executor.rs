@@ -43,6 +43,8 @@ impl Engine {
         batch: Option<Arc<BatchTracker>>,
     ) -> Option<Job> {
         let job_id = job.id;
+        // Never `Started` before this node's own `Created` for the job.
+        self.wait_announced(job_id).await;
         self.publish(JobEventKind::Started, job.clone());
         let progress = Arc::new(ProgressChannel::new(
             job.clone(),

@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use config::{InterruptPolicy, ManagerConfig};
+use engine::{Announcing, Lane, Life, LifeState, Registered, RunningEntry, lock};
 pub(crate) use engine::{Engine, StopReason};
-use engine::{Lane, Life, LifeState, Registered, RunningEntry, lock};
 
 use crate::batch::{BatchHandler, BatchStrategy};
 use crate::events::{JobEvent, JobEventKind};
@@ -158,6 +158,8 @@ impl QueueManager {
                 lanes: RwLock::new(lanes),
                 running: Mutex::new(HashMap::new()),
                 job_done: Notify::new(),
+                announcing: Mutex::new(std::collections::HashSet::new()),
+                announced: Notify::new(),
                 events,
                 life: Mutex::new(Life {
                     state: LifeState::New,
@@ -458,8 +460,10 @@ impl QueueManager {
     /// with a [`JobHandle`](crate::JobHandle) whose [`wait`](crate::JobHandle::wait) gives the typed output).
     pub async fn enqueue<E: Enqueue>(&self, job: E) -> Result<E::Handle, ManagerError> {
         let new = self.shared.prepare(job.into_new_job()?);
+        let announcing = Announcing::new(&self.shared, vec![new.id]);
         let stored = self.shared.store.insert_job(new).await?;
         self.shared.publish(JobEventKind::Created, stored.clone());
+        drop(announcing);
         self.shared.wake(&stored.lane);
         Ok(E::handle(stored, &Queue(self.shared.clone())))
     }
@@ -471,15 +475,20 @@ impl QueueManager {
         children: Vec<NewJob>,
     ) -> Result<(Job, Vec<Job>), ManagerError> {
         let parent = self.shared.prepare(parent);
-        let children = children
+        let children: Vec<NewJob> = children
             .into_iter()
             .map(|c| self.shared.prepare(c))
             .collect();
+        let ids = std::iter::once(parent.id)
+            .chain(children.iter().map(|c| c.id))
+            .collect();
+        let announcing = Announcing::new(&self.shared, ids);
         let (parent, children) = self.shared.store.insert_batch(parent, children).await?;
         self.shared.publish(JobEventKind::Created, parent.clone());
         for c in &children {
             self.shared.publish(JobEventKind::Created, c.clone());
         }
+        drop(announcing);
         self.shared.wake(&parent.lane);
         Ok((parent, children))
     }
