@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use mediajobs_server::TranscriptionBackend;
 use serde::Serialize;
 
 /// The settings as flags (`MEDIAJOBS_<NAME>` in the environment, `<name>` in the file).
@@ -93,7 +92,7 @@ pub struct ServeFlags {
     pub log: Option<String>,
 }
 
-/// `--transcription-backend`.
+/// `--transcription-backend` (serialized as `mediajobs_server::TranscriptionBackend` reads it).
 #[derive(Debug, Clone, Copy, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -101,15 +100,6 @@ pub enum Backend {
     Local,
     /// An OpenAI-compatible transcription service.
     Remote,
-}
-
-impl From<Backend> for TranscriptionBackend {
-    fn from(b: Backend) -> Self {
-        match b {
-            Backend::Local => TranscriptionBackend::Local,
-            Backend::Remote => TranscriptionBackend::Remote,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -206,7 +206,8 @@ impl JobSpec {
     }
 
     /// The rules that need nothing but the spec: batch file lists (1–500, no duplicates),
-    /// option ranges, `fix_srt`'s model and prompt length.
+    /// option ranges, `fix_srt`'s model (the prompt's length is checked with the backends, in
+    /// [`Services::check_params`](crate::Services::check_params)).
     pub fn check(&self) -> Result<(), MediaJobError> {
         if self.is_batch() {
             check_batch_ids(&self.file_ids())?;
@@ -229,13 +230,6 @@ impl JobSpec {
                 if f.model.trim().is_empty() {
                     return Err(MediaJobError::validation(
                         "model is required for fix_srt ('provider:model')",
-                    ));
-                }
-                if let Some(s) = &f.sys_msg
-                    && s.chars().count() > 4000
-                {
-                    return Err(MediaJobError::validation(
-                        "sys_msg must be at most 4000 characters",
                     ));
                 }
                 Ok(())
