@@ -145,6 +145,10 @@ pub struct Job {
     pub attempts: i32,
     /// Interrupted jobs are re-queued while `attempts < max_attempts`.
     pub max_attempts: i32,
+    /// Claim order within a lane: a higher priority is claimed first, FIFO among equals.
+    /// Never preempts a running job.
+    #[serde(default)]
+    pub priority: i16,
     /// The node holding the lease while running.
     pub lease_owner: Option<String>,
     /// When the lease runs out unless renewed.
@@ -218,6 +222,8 @@ pub struct NewJob {
     pub params: Value,
     /// Overrides the manager's default `max_attempts`.
     pub max_attempts: Option<i32>,
+    /// Claim order within its lane (default 0; higher first, FIFO among equals).
+    pub priority: i16,
 }
 
 impl NewJob {
@@ -231,6 +237,7 @@ impl NewJob {
             file_id: None,
             params,
             max_attempts: None,
+            priority: 0,
         }
     }
 
@@ -255,6 +262,18 @@ impl NewJob {
     /// Sets `max_attempts`.
     pub fn max_attempts(mut self, n: i32) -> Self {
         self.max_attempts = Some(n);
+        self
+    }
+
+    /// Sets the priority: among the queued jobs of its lane, a higher one is claimed first
+    /// (an interactive request ahead of queued batch work). A running job is never preempted.
+    ///
+    /// ```
+    /// let urgent = jobs_core::NewJob::new("detect", serde_json::json!({})).priority(10);
+    /// assert_eq!(urgent.priority, 10);
+    /// ```
+    pub fn priority(mut self, p: i16) -> Self {
+        self.priority = p;
         self
     }
 }

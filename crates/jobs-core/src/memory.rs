@@ -41,8 +41,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct State {
     jobs: HashMap<Uuid, Job>,
-    /// Claimable queued jobs per lane, FIFO by (created_at, id).
-    queues: HashMap<String, BTreeSet<(DateTime<Utc>, Uuid)>>,
+    /// Claimable queued jobs per lane: highest priority first, then FIFO by (created_at, id).
+    queues: HashMap<String, BTreeSet<QueueKey>>,
     /// Children of each parent in submit order.
     children: HashMap<Uuid, Vec<Uuid>>,
 }
@@ -57,6 +57,13 @@ impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore").finish_non_exhaustive()
     }
+}
+
+/// Claim order: `Reverse(priority)` first, so the highest priority sorts first.
+type QueueKey = (std::cmp::Reverse<i16>, DateTime<Utc>, Uuid);
+
+fn queue_key(job: &Job) -> QueueKey {
+    (std::cmp::Reverse(job.priority), job.created_at, job.id)
 }
 
 fn claimable_queued(job: &Job) -> bool {
@@ -131,13 +138,13 @@ impl State {
             && claimable_queued(b)
             && let Some(q) = self.queues.get_mut(&b.lane)
         {
-            q.remove(&(b.created_at, b.id));
+            q.remove(&queue_key(b));
         }
         if claimable_queued(&job) {
             self.queues
                 .entry(job.lane.clone())
                 .or_default()
-                .insert((job.created_at, job.id));
+                .insert(queue_key(&job));
         }
         if let Some(h) = hook {
             h(before.as_ref(), Some(&job));
@@ -283,7 +290,7 @@ impl JobStore for MemoryStore {
     ) -> Result<Option<Job>, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        let Some(&(_, id)) = st.queues.get(lane).and_then(|q| q.first()) else {
+        let Some(&(_, _, id)) = st.queues.get(lane).and_then(|q| q.first()) else {
             return Ok(None);
         };
         let Some(mut job) = st.get(id) else {

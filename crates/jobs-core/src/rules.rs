@@ -43,6 +43,7 @@ pub fn new_job(nj: NewJob, now: DateTime<Utc>) -> Job {
         completed: 0,
         attempts: 0,
         max_attempts: nj.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1),
+        priority: nj.priority,
         lease_owner: None,
         lease_expires_at: None,
         cancel_requested: false,

@@ -118,7 +118,11 @@ macro_rules! common_methods {
                 .filter(j2.field(jobs::status).eq(JobStatus::Queued.as_str()))
                 .filter(j2.field(jobs::lane).eq(lane))
                 .filter(j2.field(jobs::claimable).eq(true))
-                .order((j2.field(jobs::created_at).asc(), j2.field(jobs::id).asc()))
+                .order((
+                    j2.field(jobs::priority).desc(),
+                    j2.field(jobs::created_at).asc(),
+                    j2.field(jobs::id).asc(),
+                ))
                 .limit(1)
                 $($claim_lock)*;
             diesel::update(jobs::table)

@@ -73,6 +73,7 @@ diesel::table! {
         completed -> Integer,
         attempts -> Integer,
         max_attempts -> Integer,
+        priority -> SmallInt,
         lease_owner -> Nullable<Text>,
         lease_expires_at -> Nullable<DbTime>,
         cancel_requested -> Bool,

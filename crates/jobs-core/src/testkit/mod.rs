@@ -137,6 +137,7 @@ macro_rules! __conformance_case_list {
             $($prefix)*
             insert_and_get,
             claim_fifo_per_lane,
+            claim_by_priority,
             claim_is_exclusive_under_concurrency,
             completion_is_fenced,
             cancel_queued_job,

@@ -47,6 +47,28 @@ pub async fn insert_and_get(store: Arc<dyn JobStore>) {
     assert_eq!(plain.max_attempts, crate::DEFAULT_MAX_ATTEMPTS);
 }
 
+/// A higher priority is claimed first, FIFO among equals, and is kept on the stored job;
+/// a higher priority in another lane does not jump this one.
+pub async fn claim_by_priority(store: Arc<dyn JobStore>) {
+    let low1 = store.insert_job(nj("t")).await.unwrap();
+    let low2 = store.insert_job(nj("t")).await.unwrap();
+    let urgent1 = store.insert_job(nj("t").priority(10)).await.unwrap();
+    let other_lane = store
+        .insert_job(nj_lane("t", lanes::HEAVY).priority(100))
+        .await
+        .unwrap();
+    let urgent2 = store.insert_job(nj("t").priority(10)).await.unwrap();
+    let below = store.insert_job(nj("t").priority(-5)).await.unwrap();
+    assert_eq!(urgent1.priority, 10);
+    assert_eq!(store.get_job(urgent2.id).await.unwrap().unwrap().priority, 10);
+    for want in [&urgent1, &urgent2, &low1, &low2, &below] {
+        let got = claim_one(&store, lanes::IO, "n1").await;
+        assert_eq!(got.id, want.id, "priority, then FIFO");
+        assert_eq!(got.priority, want.priority);
+    }
+    assert_eq!(claim_one(&store, lanes::HEAVY, "n1").await.id, other_lane.id);
+}
+
 /// Claims are FIFO within a lane and never cross lanes.
 pub async fn claim_fifo_per_lane(store: Arc<dyn JobStore>) {
     let a = store.insert_job(nj("t")).await.unwrap();
