@@ -66,6 +66,10 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_tokens: Option<String>,
+    /// Profile of compatible-API requests without X-Profile-ID or a profile token [default: default]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_profile: Option<String>,
     /// This node's id, unique among nodes sharing a database [default: the host name]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

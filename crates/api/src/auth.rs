@@ -77,7 +77,67 @@ pub fn parse_tokens(spec: &str) -> Result<Vec<TokenRule>, String> {
     Ok(out)
 }
 
-/// The caller's profile, checked against the token rules when tokens are configured.
+impl TokenRule {
+    /// Whether the token reaches `profile`.
+    pub fn reaches(&self, profile: &str) -> bool {
+        self.profiles
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| p == profile))
+    }
+
+    /// The one profile the token is bound to, if it is bound to exactly one.
+    pub fn single_profile(&self) -> Option<&str> {
+        match self.profiles.as_deref() {
+            Some([only]) => Some(only.as_str()),
+            _ => None,
+        }
+    }
+}
+
+fn unauthorized(m: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", m)
+}
+
+/// The configured rule of the request's bearer token: `401` without one or with a wrong one.
+/// Every rule is compared, in constant time, without early exit.
+pub(crate) fn bearer_rule<'a>(
+    parts: &Parts,
+    rules: &'a [TokenRule],
+) -> Result<&'a TokenRule, ApiError> {
+    let token = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| unauthorized("Authorization: Bearer <token> is required"))?;
+    let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+    let mut matched: Option<&TokenRule> = None;
+    for rule in rules {
+        if bool::from(rule.digest.ct_eq(&digest)) && matched.is_none() {
+            matched = Some(rule);
+        }
+    }
+    matched.ok_or_else(|| unauthorized("invalid token"))
+}
+
+/// The `X-Profile-ID` header, checked: `None` when absent, `400 BadRequest` when malformed.
+pub(crate) fn profile_header(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let bad = || ApiError::bad_request("X-Profile-ID must be 1-64 of [A-Za-z0-9_-]");
+    let Some(raw) = parts.headers.get("x-profile-id") else {
+        return Ok(None);
+    };
+    let raw = raw.to_str().map_err(|_| bad())?.trim().to_owned();
+    if !mediajobs_persistence::valid_profile_id(&raw) {
+        return Err(bad());
+    }
+    Ok(Some(raw))
+}
+
+/// The caller's profile, checked against the token rules when tokens are configured. A
+/// missing or malformed `X-Profile-ID` is `400 BadRequest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile(pub String);
 
@@ -90,45 +150,54 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let st = AppState::from_ref(state);
-        let raw = parts
-            .headers
-            .get("x-profile-id")
-            .ok_or_else(|| ApiError::validation("the X-Profile-ID header is required"))?
-            .to_str()
-            .map_err(|_| ApiError::validation("X-Profile-ID must be 1-64 of [A-Za-z0-9_-]"))?
-            .trim()
-            .to_owned();
-        if !mediajobs_persistence::valid_profile_id(&raw) {
-            return Err(ApiError::validation(
-                "X-Profile-ID must be 1-64 of [A-Za-z0-9_-]",
-            ));
-        }
+        let raw = profile_header(parts)?
+            .ok_or_else(|| ApiError::bad_request("the X-Profile-ID header is required"))?;
         if !st.config.tokens.is_empty() {
-            let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", m);
-            let token = parts
-                .headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .ok_or_else(|| unauthorized("Authorization: Bearer <token> is required"))?;
-            let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-            // Compare against every rule, in constant time, without early exit.
-            let mut matched: Option<&TokenRule> = None;
-            for rule in &st.config.tokens {
-                if bool::from(rule.digest.ct_eq(&digest)) && matched.is_none() {
-                    matched = Some(rule);
-                }
-            }
-            let rule = matched.ok_or_else(|| unauthorized("invalid token"))?;
-            if let Some(list) = &rule.profiles
-                && !list.iter().any(|p| p == &raw)
-            {
+            let rule = bearer_rule(parts, &st.config.tokens)?;
+            if !rule.reaches(&raw) {
                 return Err(unauthorized("this token does not reach this profile"));
             }
         }
         Ok(Profile(raw))
+    }
+}
+
+/// The profile of a request to the compatible APIs (`/v1/*`, `/asr`, `/detect-language`),
+/// whose clients often send no `X-Profile-ID`:
+///
+/// - an explicit `X-Profile-ID` is honoured as on the native API;
+/// - otherwise, with tokens configured, the profile the bearer token is bound to (the OpenAI
+///   SDK's API key is that token); a token reaching every profile, or several including the
+///   default one, selects the default profile; one reaching several others needs the header;
+/// - with no tokens configured, the default profile (`MEDIAJOBS_DEFAULT_PROFILE`).
+///
+/// With tokens configured, a request without a valid token is refused (`401`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompatProfile(pub String);
+
+impl FromRequestParts<AppState> for CompatProfile {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        let explicit = profile_header(parts)?;
+        let default = &st.config.default_profile;
+        if st.config.tokens.is_empty() {
+            return Ok(CompatProfile(explicit.unwrap_or_else(|| default.clone())));
+        }
+        let rule = bearer_rule(parts, &st.config.tokens)?;
+        let profile = match explicit {
+            Some(p) if rule.reaches(&p) => p,
+            Some(_) => return Err(unauthorized("this token does not reach this profile")),
+            None => match rule.single_profile() {
+                Some(p) => p.to_owned(),
+                None if rule.reaches(default) => default.clone(),
+                None => {
+                    return Err(ApiError::bad_request(
+                        "this token reaches several profiles: send X-Profile-ID",
+                    ));
+                }
+            },
+        };
+        Ok(CompatProfile(profile))
     }
 }

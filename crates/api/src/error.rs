@@ -45,6 +45,11 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "ValidationError", message)
     }
 
+    /// 400 `BadRequest`: a missing or malformed header, a body not in the route's form.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+
     /// 404 `NotFound`.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use mediajobs_jobs::{Upload, sanitize_name};
 use mediajobs_persistence::{FileKind, FileRecord};
+use mediajobs_processor::subtitle::{Segment, SegmentOptions, SubtitleFormat, parse_any, segment};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -35,12 +36,12 @@ pub struct UploadQuery {
 fn file_name_header(headers: &HeaderMap) -> Result<String, ApiError> {
     let raw = headers
         .get("x-file-name")
-        .ok_or_else(|| ApiError::validation("the X-File-Name header is required"))?;
+        .ok_or_else(|| ApiError::bad_request("the X-File-Name header is required"))?;
     let text = String::from_utf8_lossy(raw.as_bytes());
     // Percent-encoded names (for non-ASCII) are accepted too.
     let decoded = percent_decode(&text);
     sanitize_name(&decoded)
-        .ok_or_else(|| ApiError::validation("X-File-Name is empty after sanitizing"))
+        .ok_or_else(|| ApiError::bad_request("X-File-Name is empty after sanitizing"))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -79,21 +80,35 @@ fn check_folder(f: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Uploads a file: the raw body, streamed to disk (never held in memory), hashed on the way.
+/// Uploads a file: the raw body (named by `X-File-Name`), or a `multipart/form-data` body's
+/// `file` part (named by its file name), streamed to disk (never held in memory), hashed on
+/// the way.
 #[utoipa::path(
     post, path = "/profiles/files", tag = "files",
-    params(UploadQuery, ("X-Profile-ID" = String, Header, description = "Profile"), ("X-File-Name" = String, Header, description = "File name")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(UploadQuery, ("X-Profile-ID" = String, Header, description = "Profile"), ("X-File-Name" = Option<String>, Header, description = "File name (required for a raw body)")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The raw bytes (with X-File-Name), or multipart/form-data with a `file` part (named by its filename)"),
     responses((status = 201, body = FileView), (status = 413, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope))
 )]
 pub async fn upload(
     State(st): State<AppState>,
     Profile(profile): Profile,
     ApiQuery(q): ApiQuery<UploadQuery>,
-    headers: HeaderMap,
-    body: Body,
+    req: Request,
 ) -> ApiResult<(StatusCode, Json<FileView>)> {
-    let name = file_name_header(&headers)?;
+    let headers = req.headers().clone();
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    let name = if multipart && headers.get("x-file-name").is_none() {
+        None
+    } else {
+        Some(file_name_header(&headers)?)
+    };
     let folder = check_folder(q.folder)?;
     let want = match q.kind.as_deref() {
         None => None,
@@ -122,6 +137,27 @@ pub async fn upload(
     {
         return Err(too_large());
     }
+    if multipart {
+        // `curl -F file=@talk.mp4`: the part named `file`, streamed to disk under the same
+        // limit; its file name names the file unless X-File-Name does.
+        let form = crate::compat::read_form(&st, req, "file", "upload").await?;
+        let received = form
+            .file
+            .ok_or_else(|| ApiError::bad_request("the multipart form has no 'file' part"))?;
+        let upload = Upload {
+            name: name.unwrap_or(received.name),
+            tmp: received.tmp,
+            digest: received.digest,
+            expect: want,
+            media_only: false,
+            folder,
+        };
+        let rec = st.services.ingest_upload(&profile, upload).await?;
+        st.metrics.uploads.inc();
+        return Ok((StatusCode::CREATED, Json(FileView::from(&rec))));
+    }
+    let name = name.ok_or_else(|| ApiError::bad_request("the X-File-Name header is required"))?;
+    let body = req.into_body();
     let tmp = st.services.media.temp();
     let mut file = tokio::fs::File::create(tmp.path())
         .await
@@ -146,6 +182,7 @@ pub async fn upload(
         digest: (hex::encode(hasher.finalize()), size),
         name,
         expect: want,
+        media_only: false,
         folder,
     };
     let rec = st.services.ingest_upload(&profile, upload).await?;
@@ -209,17 +246,64 @@ fn disposition(name: &str) -> String {
     format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
-/// The file's bytes, streamed, with `Range` support.
+/// `?format=` of the subtitle and transcript reads.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    /// `srt`, `vtt`, `txt`, `tsv` or `json`: the document converted to that format.
+    pub format: Option<String>,
+}
+
+fn parse_format(f: Option<&str>) -> ApiResult<Option<SubtitleFormat>> {
+    match f.map(str::trim).filter(|f| !f.is_empty()) {
+        None => Ok(None),
+        Some(f) => SubtitleFormat::parse(f).map(Some).ok_or_else(|| {
+            ApiError::validation(format!(
+                "format must be srt, vtt, txt, tsv or json, got '{f}'"
+            ))
+        }),
+    }
+}
+
+fn document(fmt: SubtitleFormat, cues: &[mediajobs_processor::subtitle::Cue]) -> Response {
+    (
+        [(header::CONTENT_TYPE, fmt.content_type())],
+        fmt.render(cues),
+    )
+        .into_response()
+}
+
+/// The file's bytes, streamed, with `Range` support; for a subtitle file, `?format=` converts
+/// it on the fly (`srt`, `vtt`, `txt`, `tsv`, `json`).
 #[utoipa::path(get, path = "/profiles/files/{id}/content", tag = "files",
-    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
-    responses((status = 200, description = "The bytes"), (status = 206, description = "A range of the bytes"), (status = 404, body = crate::views::ErrorEnvelope)))]
+    params(("id" = Uuid, Path), FormatQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, description = "The bytes (or the converted subtitles)"), (status = 206, description = "A range of the bytes"), (status = 404, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn file_content(
     State(st): State<AppState>,
     Profile(p): Profile,
     ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<FormatQuery>,
     req: Request,
 ) -> ApiResult<Response> {
+    let format = parse_format(q.format.as_deref())?;
     let rec = find_file(&st, &p, id).await?;
+    if let Some(fmt) = format {
+        if rec.kind != FileKind::Subtitle {
+            return Err(ApiError::coded(
+                jobs_core::ErrorCode::WrongFileKind,
+                format!(
+                    "format= converts subtitle files; file {id} is {}",
+                    rec.kind.as_str()
+                ),
+            ));
+        }
+        let path = st.services.file_path(&rec)?;
+        let bytes = tokio::fs::read(&path).await.map_err(ApiError::storage)?;
+        let cues = parse_any(&String::from_utf8_lossy(&bytes)).map_err(|e| {
+            ApiError::validation(format!("file {id} is not a valid SRT/VTT file: {e}"))
+        })?;
+        return Ok(document(fmt, &cues));
+    }
     let file_path = st
         .services
         .media
@@ -289,22 +373,32 @@ pub async fn list_transcripts(
     Ok(Json(list.iter().map(TranscriptView::from).collect()))
 }
 
-/// One transcript.
+/// One transcript; `?format=srt|vtt|txt|tsv` renders it as a document (its segments cut into
+/// subtitle-grade cues), `json` (or no format) is the transcript object.
 #[utoipa::path(get, path = "/profiles/transcripts/{id}", tag = "transcripts",
-    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
-    responses((status = 200, body = TranscriptView), (status = 404, body = crate::views::ErrorEnvelope)))]
+    params(("id" = Uuid, Path), FormatQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, body = TranscriptView), (status = 404, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn get_transcript(
     State(st): State<AppState>,
     Profile(p): Profile,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<TranscriptView>> {
+    ApiQuery(q): ApiQuery<FormatQuery>,
+) -> ApiResult<Response> {
+    let format = parse_format(q.format.as_deref())?;
     let t = st
         .services
         .db
         .get_transcript(&p, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("transcript {id}")))?;
-    Ok(Json(TranscriptView::from(&t)))
+    match format {
+        None | Some(SubtitleFormat::Json) => Ok(Json(TranscriptView::from(&t)).into_response()),
+        Some(fmt) => {
+            let segs: Vec<Segment> = serde_json::from_value(t.segments.clone())
+                .map_err(|e| ApiError::internal(format!("stored segments: {e}")))?;
+            Ok(document(fmt, &segment(&segs, &SegmentOptions::default())))
+        }
+    }
 }
 
 /// Deletes a transcript.

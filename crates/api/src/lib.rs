@@ -15,6 +15,7 @@
 //! ```
 
 mod auth;
+mod compat;
 mod conn;
 mod error;
 mod extract;
@@ -37,7 +38,8 @@ use mediajobs_jobs::Services;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
-pub use auth::{Profile, TokenRule, parse_tokens};
+pub use auth::{CompatProfile, Profile, TokenRule, parse_tokens};
+pub use compat::openai::DEFAULT_MODEL_ALIAS;
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, ApiPath, ApiQuery, OwnedJob};
 pub use metrics::Metrics;
@@ -51,6 +53,11 @@ pub struct ApiConfig {
     pub max_upload_bytes: u64,
     /// Bearer tokens; empty means no authentication.
     pub tokens: Vec<TokenRule>,
+    /// The profile of compatible-API requests that name none (see [`CompatProfile`]).
+    pub default_profile: String,
+    /// The name the compatible APIs' `model` selects the transcription model by (`base`);
+    /// `whisper-1` always means it too.
+    pub model_name: String,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +65,8 @@ impl Default for ApiConfig {
         ApiConfig {
             max_upload_bytes: 2 << 30,
             tokens: Vec::new(),
+            default_profile: "default".into(),
+            model_name: String::new(),
         }
     }
 }
@@ -141,6 +150,25 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
         .route("/jobs/{id}/events", get(jobs::job_events))
+        .route(
+            "/v1/audio/transcriptions",
+            post(compat::openai::transcriptions).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(compat::openai::translations).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/models", get(compat::openai::list_models))
+        .route("/v1/models/{id}", get(compat::openai::get_model))
+        .route("/v1/{*rest}", axum::routing::any(compat::openai::not_found))
+        .route(
+            "/asr",
+            post(compat::asr::asr).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/detect-language",
+            post(compat::asr::detect_language).layer(DefaultBodyLimit::disable()),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(1 << 20))

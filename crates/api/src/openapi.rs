@@ -4,7 +4,7 @@ use utoipa::OpenApi;
 
 use crate::requests::{SubmitBatch, SubmitJob};
 use crate::views::{ErrorBody, ErrorEnvelope, FileDeleted, FileView, JobView, TranscriptView};
-use crate::{files, jobs};
+use crate::{compat, files, jobs};
 
 /// The OpenAPI document of the HTTP API.
 #[derive(OpenApi)]
@@ -16,8 +16,13 @@ use crate::{files, jobs};
         files::list_transcripts, files::get_transcript, files::delete_transcript,
         jobs::submit, jobs::submit_batch, jobs::list, jobs::get, jobs::children, jobs::cancel,
         jobs::retry, jobs::delete, jobs::job_events, jobs::profile_events,
+        compat::openai::transcriptions, compat::openai::translations,
+        compat::openai::list_models, compat::openai::get_model,
+        compat::asr::asr, compat::asr::detect_language,
     ),
     components(schemas(FileView, JobView, TranscriptView, FileDeleted, ErrorEnvelope, ErrorBody, SubmitJob, SubmitBatch)),
-    tags((name = "files"), (name = "transcripts"), (name = "jobs"))
+    tags((name = "files"), (name = "transcripts"), (name = "jobs"),
+        (name = "openai", description = "OpenAI's audio API (the official SDKs work against it)"),
+        (name = "asr", description = "The whisper-asr-webservice API (Bazarr's Whisper provider, Subgen)"))
 )]
 pub struct ApiDoc;

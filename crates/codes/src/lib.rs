@@ -62,6 +62,12 @@ macro_rules! codes {
 codes! {
     /// The request or the job's input breaks a rule (bad options, bad file list, …).
     ValidationError = "ValidationError" => 422,
+    /// A required header is missing or malformed (`X-Profile-ID`, `X-File-Name`), or the
+    /// request is not in the form the route takes (not `multipart/form-data`, a broken
+    /// multipart body).
+    BadRequest = "BadRequest" => 400,
+    /// The transcription model asked for is not installed; the message lists those that are.
+    UnknownModel = "UnknownModel" => 422,
     /// No such job, file or transcript in the caller's profile (or no such route).
     NotFound = "NotFound" => 404,
     /// The state does not allow it (deleting an active job, a file a running job uses).

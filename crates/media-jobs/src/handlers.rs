@@ -11,7 +11,9 @@ use chrono::Utc;
 use jobs_core::{BatchStrategy, JobContext, JobError, QueueManager, State, lanes};
 use mediajobs_persistence::{FileKind, FileOrigin, FileRecord, TranscriptRecord};
 use mediajobs_processor::llm::{RefineOptions, TokenUsage};
-use mediajobs_processor::subtitle::{SegmentOptions, parse_any, reading_speed, segment, to_srt};
+use mediajobs_processor::subtitle::{
+    SegmentOptions, SubtitleFormat, parse_any, reading_speed, segment, to_srt,
+};
 use mediajobs_processor::transcribe::Transcriber;
 use mediajobs_processor::{ProcessorError, Progress};
 use serde_json::json;
@@ -20,8 +22,8 @@ use uuid::Uuid;
 use crate::error::MediaJobError;
 use crate::services::{NewFile, Services};
 use crate::spec::{
-    Convert, ConvertOutput, FixSrt, FixSrtOutput, GenerateSrt, GenerateSrtOutput, OnFile,
-    Operation, Transcribe, TranscribeOutput,
+    Convert, ConvertOutput, DetectLanguage, DetectLanguageOutput, FixSrt, FixSrtOutput,
+    GenerateSrt, GenerateSrtOutput, OnFile, Operation, Transcribe, TranscribeOutput,
 };
 use jobs_core::ErrorCode;
 
@@ -93,14 +95,26 @@ fn transcriber(svc: &Services) -> Result<Arc<dyn Transcriber>, JobError> {
         .map_err(|m| JobError::new("WhisperUnavailable", m))
 }
 
-/// Writes an SRT produced from `input` to a temp file and, if the job still runs, stores it as
-/// a profile file named after the input (`talk.webm` → `talk` + `suffix`).
+/// Writes subtitles produced from `input` to a temp file and, if the job still runs, stores
+/// them as a profile file named after the input (`talk.webm` → `talk` + `suffix`).
 async fn save_srt(
     svc: &Services,
     ctx: &JobContext,
     input: &FileRecord,
     srt: &str,
     suffix: &str,
+    origin: FileOrigin,
+) -> Result<FileRecord, JobError> {
+    save_subtitles(svc, ctx, input, srt, suffix, SubtitleFormat::Srt, origin).await
+}
+
+async fn save_subtitles(
+    svc: &Services,
+    ctx: &JobContext,
+    input: &FileRecord,
+    srt: &str,
+    suffix: &str,
+    format: SubtitleFormat,
     origin: FileOrigin,
 ) -> Result<FileRecord, JobError> {
     let tmp = svc.media.temp();
@@ -112,7 +126,13 @@ async fn save_srt(
         profile_id: input.profile_id.clone(),
         name: format!("{}{suffix}", stem(&input.name)),
         kind: FileKind::Subtitle,
-        content_type: Some("application/x-subrip".into()),
+        content_type: Some(
+            match format {
+                SubtitleFormat::Vtt => "text/vtt",
+                _ => "application/x-subrip",
+            }
+            .into(),
+        ),
         duration_ms: None,
         source_file_id: Some(input.id),
         origin,
@@ -139,12 +159,23 @@ pub async fn generate_srt(
         .await
         .map_err(map_err)?;
     let cues = segment(&tr.segments, &SegmentOptions::default());
-    let srt = to_srt(&cues);
-    let rec = save_srt(&svc, &ctx, &input, &srt, ".srt", FileOrigin::Generated).await?;
+    let format = job.params.format.format();
+    let srt = format.render(&cues);
+    let rec = save_subtitles(
+        &svc,
+        &ctx,
+        &input,
+        &srt,
+        format.extension(),
+        format,
+        FileOrigin::Generated,
+    )
+    .await?;
     Ok(GenerateSrtOutput {
         srt_file_id: rec.id,
         srt_url: file_url(rec.id),
         srt_content: srt,
+        format: job.params.format,
         language: tr.language,
         cues: cues.len(),
         reading_speed: reading_speed(&cues),
@@ -172,6 +203,9 @@ pub async fn transcribe(
             let mut v = json!({"start_ms": s.start_ms, "end_ms": s.end_ms, "text": s.text});
             if opts.word_timestamps {
                 v["words"] = json!(s.words);
+            }
+            if let Some(st) = &s.stats {
+                v["stats"] = json!(st);
             }
             v
         })
@@ -299,7 +333,34 @@ pub async fn fix_srt(
     })
 }
 
-/// Registers the eight job types on a manager.
+/// `detect_language`: the language of the first 30 s (an interactive job of the compatible
+/// APIs; nothing is stored but the job's result).
+pub async fn detect_language(
+    State(svc): State<Arc<Services>>,
+    job: DetectLanguage,
+    ctx: JobContext,
+) -> Result<DetectLanguageOutput, JobError> {
+    let rec = svc
+        .db
+        .get_file(&job.profile_id, job.file_id)
+        .await
+        .map_err(JobError::internal)?
+        .ok_or_else(|| JobError::new("NotFound", "The input file was deleted"))?;
+    let path = svc.file_path(&rec).map_err(job_err)?;
+    let t = transcriber(&svc)?;
+    ctx.progress_reporter().report(0.0, "detecting_language");
+    let g = t
+        .detect_language(&path, ctx.cancellation_token())
+        .await
+        .map_err(map_err)?;
+    Ok(DetectLanguageOutput {
+        language_code: g.code,
+        language: g.name,
+        confidence: g.probability,
+    })
+}
+
+/// Registers the eight job types (and `detect_language`) on a manager.
 ///
 /// Local transcription and conversion run in the `heavy` lane (one at a time per node), and
 /// their batches one child at a time (on PostgreSQL: children claimable by every node); LLM
@@ -311,6 +372,7 @@ pub fn register_handlers(manager: &QueueManager, svc: Arc<Services>) {
     let io = svc.io_concurrency.max(1);
     manager.register_with_state_in(t_lane, svc.clone(), generate_srt);
     manager.register_with_state_in(t_lane, svc.clone(), transcribe);
+    manager.register_with_state_in(t_lane, svc.clone(), detect_language);
     manager.register_with_state_in(lanes::HEAVY, svc.clone(), convert);
     manager.register_with_state_in(lanes::IO, svc.clone(), fix_srt);
     // Local heavy work: one child at a time on an embedded (SQLite) node; on PostgreSQL the

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::MediaJobError;
 use crate::job_spec::Params;
-use crate::spec::{Convert, FixSrt, GenerateSrt, Operation, Transcribe};
+use crate::spec::{Convert, CueFileFormat, FixSrt, GenerateSrt, Operation, Transcribe};
 
 /// `convert` options in their HTTP form.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -116,12 +116,28 @@ pub fn parse_params(
                     "unknown field `clean_audio`: it applies to transcribe only",
                 ));
             }
+            if op == Operation::GenerateSrt {
+                // `format` rides in `opts` in the HTTP form; it is not a transcription option.
+                let mut rest = opts.cloned();
+                let format = match rest
+                    .as_mut()
+                    .and_then(Value::as_object_mut)
+                    .and_then(|o| o.remove("format"))
+                {
+                    None | Some(Value::Null) => CueFileFormat::Srt,
+                    Some(Value::String(f)) if f == "srt" => CueFileFormat::Srt,
+                    Some(Value::String(f)) if f == "vtt" => CueFileFormat::Vtt,
+                    Some(other) => {
+                        return Err(MediaJobError::validation(format!(
+                            "format must be \"srt\" or \"vtt\", got {other}"
+                        )));
+                    }
+                };
+                let o: TranscribeOptions = from(rest.as_ref())?;
+                return Ok(Params::GenerateSrt(GenerateSrt { opts: o, format }));
+            }
             let o: TranscribeOptions = from(opts)?;
-            Ok(if op == Operation::GenerateSrt {
-                Params::GenerateSrt(GenerateSrt { opts: o })
-            } else {
-                Params::Transcribe(Transcribe { opts: o })
-            })
+            Ok(Params::Transcribe(Transcribe { opts: o }))
         }
         Operation::Convert => {
             let o: HttpConvertOpts = from(opts)?;

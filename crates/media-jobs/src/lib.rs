@@ -41,7 +41,8 @@ pub use http_form::{check_batch_ids, parse_bitrate, parse_params, parse_resoluti
 pub use job_spec::{JobSpec, ManyFiles, OneFile, Params};
 pub use services::{NewFile, Services, Submission, Upload};
 pub use spec::{
-    Convert, ConvertOutput, FixSrt, FixSrtOutput, GenerateSrt, GenerateSrtOutput, OnFile, OnFiles,
-    Operation, OperationParams, Transcribe, TranscribeOutput,
+    Convert, ConvertOutput, CueFileFormat, DetectLanguage, DetectLanguageOutput, FixSrt,
+    FixSrtOutput, GenerateSrt, GenerateSrtOutput, OnFile, OnFiles, Operation, OperationParams,
+    Transcribe, TranscribeOutput,
 };
 pub use storage::{MediaStore, TempFile, content_type_for, hash_file, sanitize_name};

@@ -98,6 +98,9 @@ pub struct Upload {
     pub name: String,
     /// The kind the client expects (checked against the content).
     pub expect: Option<FileKind>,
+    /// Audio or video only: subtitles are refused (`WrongFileKind`), as the transcription
+    /// routes of the compatible APIs need.
+    pub media_only: bool,
     /// Folder label.
     pub folder: Option<String>,
 }
@@ -347,6 +350,7 @@ impl Services {
             digest,
             name,
             expect,
+            media_only,
             folder,
         } = up;
         let size = digest.1;
@@ -385,6 +389,12 @@ impl Services {
                 }
             }
         };
+        if media_only && kind == FileKind::Subtitle {
+            return Err(MediaJobError::new(
+                ErrorCode::WrongFileKind,
+                "an audio or video file is needed; this is a subtitle file",
+            ));
+        }
         if let Some(w) = expect
             && w != kind
         {

@@ -11,7 +11,7 @@ use jobs_core::{Job, JobArgs, JobError, NewJob, bad_args, lanes};
 use mediajobs_persistence::FileKind;
 use mediajobs_processor::llm::TokenUsage;
 use mediajobs_processor::media::ConvertOptions;
-use mediajobs_processor::subtitle::ReadingSpeed;
+use mediajobs_processor::subtitle::{ReadingSpeed, SubtitleFormat};
 use mediajobs_processor::transcribe::TranscribeOptions;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,35 @@ pub struct GenerateSrt {
     /// Transcription options.
     #[serde(default)]
     pub opts: TranscribeOptions,
+    /// The format of the saved file: SubRip (default) or WebVTT.
+    #[serde(default, skip_serializing_if = "CueFileFormat::is_srt")]
+    pub format: CueFileFormat,
+}
+
+/// The formats `generate_srt` saves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CueFileFormat {
+    /// SubRip (`.srt`).
+    #[default]
+    Srt,
+    /// WebVTT (`.vtt`).
+    Vtt,
+}
+
+impl CueFileFormat {
+    /// `true` for the default, SubRip.
+    pub fn is_srt(&self) -> bool {
+        *self == CueFileFormat::Srt
+    }
+
+    /// The general format.
+    pub fn format(self) -> SubtitleFormat {
+        match self {
+            CueFileFormat::Srt => SubtitleFormat::Srt,
+            CueFileFormat::Vtt => SubtitleFormat::Vtt,
+        }
+    }
 }
 
 /// `transcribe` options.
@@ -142,15 +171,19 @@ pub struct FixSrt {
     pub sys_msg: Option<String>,
 }
 
-/// What `generate_srt` returns.
+/// What `generate_srt` returns. (The `srt_` fields name the saved subtitle file whatever
+/// its format.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateSrtOutput {
-    /// The new SRT file.
+    /// The new subtitle file.
     pub srt_file_id: Uuid,
     /// Where to download it.
     pub srt_url: String,
-    /// Its text.
+    /// Its text (SubRip, or WebVTT with `format: "vtt"`).
     pub srt_content: String,
+    /// The saved format.
+    #[serde(default)]
+    pub format: CueFileFormat,
     /// Detected or requested language.
     pub language: String,
     /// Number of cues.
@@ -256,6 +289,55 @@ impl<P: OperationParams> JobArgs for OnFile<P> {
             profile_id,
             file_id,
             params,
+        })
+    }
+}
+
+/// `detect_language`: which language the first 30 s of a file of the profile speak. Not an
+/// [`Operation`] (no batch, not submittable on `POST /jobs`): the compatible APIs' language
+/// detection runs as this job, at a high priority on the transcription lane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectLanguage {
+    /// The owning profile.
+    pub profile_id: String,
+    /// The audio or video file.
+    pub file_id: Uuid,
+}
+
+/// What `detect_language` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectLanguageOutput {
+    /// The language code (`en`).
+    pub language_code: String,
+    /// Its English name in lower case (`english`).
+    pub language: String,
+    /// The model's probability for it.
+    pub confidence: f32,
+}
+
+impl JobArgs for DetectLanguage {
+    const KIND: &'static str = "detect_language";
+    type Output = DetectLanguageOutput;
+
+    fn lane() -> &'static str {
+        lanes::HEAVY
+    }
+
+    fn to_new_job(&self) -> Result<NewJob, JobError> {
+        Ok(NewJob::new(Self::KIND, json!({}))
+            .profile(&self.profile_id)
+            .file(self.file_id))
+    }
+
+    fn from_job(job: &Job) -> Result<Self, JobError> {
+        Ok(DetectLanguage {
+            profile_id: job
+                .profile_id
+                .clone()
+                .ok_or_else(|| JobError::internal_msg("job without a profile"))?,
+            file_id: job
+                .file_id
+                .ok_or_else(|| JobError::new("NotFound", "The job has no input file"))?,
         })
     }
 }

@@ -60,6 +60,7 @@ fn segments() -> impl Strategy<Value = Vec<Segment>> {
                     end_ms: t,
                     text,
                     words: if no_words { vec![] } else { ws },
+                    stats: None,
                 }
             })
             .collect()

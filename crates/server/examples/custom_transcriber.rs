@@ -68,6 +68,7 @@ impl Transcriber for Metronome {
                 end_ms: end,
                 text: format!("beat number {}", segments.len() + 1),
                 words: Vec::new(),
+                stats: None,
             });
             progress.report(end as f64 / duration_ms as f64, "counting");
             start = end;

@@ -30,6 +30,7 @@ pub const SETTINGS: &[&str] = &[
     "lease_secs",
     "grace_secs",
     "api_tokens",
+    "default_profile",
     "node_id",
     "transcription_backend",
     "transcribe_base_url",
@@ -107,6 +108,9 @@ pub struct Config {
     /// Bearer tokens: `TOKEN=PROFILE[,PROFILE…];TOKEN=*` (empty: no authentication).
     #[serde(deserialize_with = "lenient_string")]
     pub api_tokens: String,
+    /// The profile of requests to the compatible APIs (`/v1/audio/*`, `/asr`) that send no
+    /// `X-Profile-ID` and no token bound to a profile (default `default`).
+    pub default_profile: String,
     /// This node's id (default: the host name); unique per node sharing a database.
     #[serde(deserialize_with = "lenient_opt_string")]
     pub node_id: Option<String>,
@@ -145,6 +149,7 @@ impl Default for Config {
             lease_secs: 30,
             grace_secs: 10,
             api_tokens: String::new(),
+            default_profile: "default".into(),
             node_id: None,
             transcription_backend: TranscriptionBackend::Local,
             transcribe_base_url: None,
@@ -327,6 +332,22 @@ impl Config {
                 mediajobs_processor::model::DEFAULT_MODEL,
             )
         })
+    }
+
+    /// The name clients select the transcription model by (the compatible APIs' `model`):
+    /// the GGML file's name without `ggml-` and `.bin` (`base`), or the remote model.
+    pub fn model_name(&self) -> String {
+        match self.transcription_backend {
+            TranscriptionBackend::Remote => self.transcribe_model.clone(),
+            TranscriptionBackend::Local => {
+                let path = self.whisper_model();
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                stem.strip_prefix("ggml-").unwrap_or(&stem).to_owned()
+            }
+        }
     }
 
     /// whisper.cpp threads.

@@ -147,6 +147,13 @@ impl ServerBuilder {
         let cfg = self.config;
         let tokens = mediajobs_api::parse_tokens(&cfg.api_tokens)
             .map_err(|e| ConfigError(format!("MEDIAJOBS_API_TOKENS: {e}")))?;
+        if !mediajobs_persistence::valid_profile_id(&cfg.default_profile) {
+            return Err(ConfigError(format!(
+                "MEDIAJOBS_DEFAULT_PROFILE: '{}' is not a profile id (1-64 of [A-Za-z0-9_-])",
+                cfg.default_profile
+            ))
+            .into());
+        }
         let data_err = |path: &std::path::Path| {
             let path = path.to_path_buf();
             move |source| ServerError::DataDir { path, source }
@@ -226,6 +233,8 @@ impl ServerBuilder {
             config: Arc::new(ApiConfig {
                 max_upload_bytes: cfg.max_upload_bytes,
                 tokens,
+                default_profile: cfg.default_profile.clone(),
+                model_name: cfg.model_name(),
             }),
             metrics,
             shutdown: shutdown.clone(),

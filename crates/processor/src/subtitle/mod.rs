@@ -13,7 +13,7 @@
 mod segment;
 
 pub use segment::{
-    ReadingSpeed, Segment, SegmentOptions, Word, reading_speed, segment, wrap_lines,
+    ReadingSpeed, Segment, SegmentOptions, SegmentStats, Word, reading_speed, segment, wrap_lines,
 };
 
 /// One subtitle cue. Times are milliseconds from the start of the media.
@@ -237,6 +237,118 @@ pub fn to_vtt(cues: &[Cue]) -> String {
         ));
     }
     out
+}
+
+/// The formats a subtitle or transcript can be read in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubtitleFormat {
+    /// SubRip.
+    Srt,
+    /// WebVTT.
+    Vtt,
+    /// Plain text, one cue per line.
+    Txt,
+    /// Tab-separated `start`, `end` (ms), `text`, with a header row (whisper's `tsv`).
+    Tsv,
+    /// `{"cues": [{"start_ms", "end_ms", "text"}]}`.
+    Json,
+}
+
+impl SubtitleFormat {
+    /// Every format, in the order error messages list them.
+    pub const ALL: [SubtitleFormat; 5] = [
+        SubtitleFormat::Srt,
+        SubtitleFormat::Vtt,
+        SubtitleFormat::Txt,
+        SubtitleFormat::Tsv,
+        SubtitleFormat::Json,
+    ];
+
+    /// Its name (`srt`, `vtt`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SubtitleFormat::Srt => "srt",
+            SubtitleFormat::Vtt => "vtt",
+            SubtitleFormat::Txt => "txt",
+            SubtitleFormat::Tsv => "tsv",
+            SubtitleFormat::Json => "json",
+        }
+    }
+
+    /// Parses a name (case-insensitive; `text` is `txt`).
+    ///
+    /// ```
+    /// use mediajobs_processor::subtitle::SubtitleFormat;
+    /// assert_eq!(SubtitleFormat::parse("VTT"), Some(SubtitleFormat::Vtt));
+    /// assert_eq!(SubtitleFormat::parse("text"), Some(SubtitleFormat::Txt));
+    /// assert_eq!(SubtitleFormat::parse("docx"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<SubtitleFormat> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(SubtitleFormat::Txt),
+            other => Self::ALL.into_iter().find(|f| f.as_str() == other),
+        }
+    }
+
+    /// The `Content-Type` of a document in this format.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            SubtitleFormat::Srt => "application/x-subrip; charset=utf-8",
+            SubtitleFormat::Vtt => "text/vtt; charset=utf-8",
+            SubtitleFormat::Txt => "text/plain; charset=utf-8",
+            SubtitleFormat::Tsv => "text/tab-separated-values; charset=utf-8",
+            SubtitleFormat::Json => "application/json",
+        }
+    }
+
+    /// The file extension (`.srt`, …).
+    pub const fn extension(self) -> &'static str {
+        match self {
+            SubtitleFormat::Srt => ".srt",
+            SubtitleFormat::Vtt => ".vtt",
+            SubtitleFormat::Txt => ".txt",
+            SubtitleFormat::Tsv => ".tsv",
+            SubtitleFormat::Json => ".json",
+        }
+    }
+
+    /// Writes cues in this format.
+    ///
+    /// ```
+    /// use mediajobs_processor::subtitle::{Cue, SubtitleFormat};
+    /// let cues = vec![Cue { start_ms: 0, end_ms: 1500, text: "Hello\nthere".into() }];
+    /// assert_eq!(SubtitleFormat::Txt.render(&cues), "Hello there\n");
+    /// assert_eq!(SubtitleFormat::Tsv.render(&cues), "start\tend\ttext\n0\t1500\tHello there\n");
+    /// assert!(SubtitleFormat::Json.render(&cues).starts_with("{\"cues\":[{\"start_ms\":0"));
+    /// ```
+    pub fn render(self, cues: &[Cue]) -> String {
+        let one_line = |c: &Cue| {
+            clean_text(&c.text)
+                .split('\n')
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match self {
+            SubtitleFormat::Srt => to_srt(cues),
+            SubtitleFormat::Vtt => to_vtt(cues),
+            SubtitleFormat::Txt => cues
+                .iter()
+                .map(one_line)
+                .filter(|l| !l.is_empty())
+                .map(|l| l + "\n")
+                .collect(),
+            SubtitleFormat::Tsv => {
+                let mut out = String::from("start\tend\ttext\n");
+                for c in cues {
+                    let text = one_line(c).replace('\t', " ");
+                    out.push_str(&format!("{}\t{}\t{text}\n", c.start_ms, c.end_ms));
+                }
+                out
+            }
+            SubtitleFormat::Json => serde_json::json!({ "cues": cues }).to_string(),
+        }
+    }
 }
 
 /// Repairs cues for output: text cleaned, empty cues dropped, negative times clamped, sorted by

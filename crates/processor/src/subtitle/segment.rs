@@ -27,6 +27,47 @@ pub struct Segment {
     /// Word timings; empty when unknown (times are then spread over the words by length).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub words: Vec<Word>,
+    /// The decoder's figures for the segment, when the backend gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<SegmentStats>,
+}
+
+/// What the decoder says about a segment (the fields of OpenAI's `verbose_json` segments).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SegmentStats {
+    /// The text's token ids.
+    pub tokens: Vec<i32>,
+    /// Mean log-probability of the text tokens.
+    pub avg_logprob: f32,
+    /// Probability that the window held no speech.
+    pub no_speech_prob: f32,
+    /// Text bytes over zlib-compressed bytes (high values mean repetition loops).
+    pub compression_ratio: f32,
+    /// Sampling temperature of the decode.
+    pub temperature: f32,
+}
+
+impl SegmentStats {
+    /// `len(text) / len(zlib(text))`, as whisper computes it.
+    ///
+    /// ```
+    /// use mediajobs_processor::subtitle::SegmentStats;
+    /// let loop_ = "the same line again. ".repeat(20);
+    /// assert!(SegmentStats::compression_ratio_of(&loop_) > 2.4);
+    /// assert!(SegmentStats::compression_ratio_of("A short, ordinary sentence.") < 2.0);
+    /// ```
+    pub fn compression_ratio_of(text: &str) -> f32 {
+        use std::io::Write;
+        if text.is_empty() {
+            return 0.0;
+        }
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        let compressed = enc
+            .write_all(text.as_bytes())
+            .and_then(|()| enc.finish())
+            .map_or(text.len(), |v| v.len().max(1));
+        text.len() as f32 / compressed as f32
+    }
 }
 
 /// The rules of [`segment`].
@@ -237,7 +278,7 @@ fn ends_clause(w: &str) -> bool {
 ///
 /// ```
 /// use mediajobs_processor::subtitle::{segment, Segment, SegmentOptions};
-/// let segs = vec![Segment { start_ms: 0, end_ms: 4000, text: "Hello there. How are you today?".into(), words: vec![] }];
+/// let segs = vec![Segment { start_ms: 0, end_ms: 4000, text: "Hello there. How are you today?".into(), words: vec![], stats: None }];
 /// let cues = segment(&segs, &SegmentOptions::default());
 /// assert_eq!(cues.len(), 2);
 /// assert_eq!(cues[0].text, "Hello there.");
@@ -367,6 +408,7 @@ mod tests {
                 end_ms: 2600,
                 text: String::new(),
                 words,
+                stats: None,
             }],
             &SegmentOptions::default(),
         );
@@ -396,6 +438,7 @@ mod tests {
                 end_ms: 3000,
                 text: url,
                 words: vec![],
+                stats: None,
             }],
             &SegmentOptions::default(),
         );

@@ -1,6 +1,7 @@
 //! Transcription: the [`Transcriber`] trait, its options, the local whisper backend and the
 //! remote (OpenAI-compatible) one.
 
+mod languages;
 #[cfg(all(feature = "llm", feature = "media"))]
 mod remote;
 #[cfg(all(feature = "whisper", feature = "media"))]
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::progress::{ProcessorError, Progress};
 use crate::subtitle::Segment;
 
+pub use languages::{LANGUAGES, language_code, language_name};
 #[cfg(all(feature = "llm", feature = "media"))]
 pub use remote::{RemoteTranscriber, RemoteTranscriberConfig};
 #[cfg(all(feature = "whisper", feature = "media"))]
@@ -128,6 +130,20 @@ impl Transcript {
     }
 }
 
+/// The language spoken in a piece of audio, as [`Transcriber::detect_language`] finds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanguageGuess {
+    /// The language code (`en`, `de`, …).
+    pub code: String,
+    /// Its English name in lower case, as whisper (and OpenAI) spell it (`english`, `german`).
+    pub name: String,
+    /// The model's probability for it, 0–1.
+    pub probability: f32,
+}
+
+/// How much audio [`Transcriber::detect_language`] listens to: whisper's 30-second window.
+pub const DETECT_WINDOW_MS: i64 = 30_000;
+
 /// Speech to text.
 #[async_trait]
 pub trait Transcriber: Send + Sync {
@@ -149,4 +165,18 @@ pub trait Transcriber: Send + Sync {
         progress: Progress,
         cancel: &CancellationToken,
     ) -> Result<Transcript, ProcessorError>;
+
+    /// Finds the language spoken in the first [`DETECT_WINDOW_MS`] of the audio. Backends
+    /// that cannot tell answer [`ProcessorError::Validation`] (the default).
+    async fn detect_language(
+        &self,
+        media: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<LanguageGuess, ProcessorError> {
+        let _ = (media, cancel);
+        Err(ProcessorError::Validation(format!(
+            "the {} backend cannot detect languages",
+            self.name()
+        )))
+    }
 }

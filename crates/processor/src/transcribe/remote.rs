@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::llm::{RetryPolicy, make_client, map_openai_error};
 use crate::media::AudioDecoder;
 use crate::progress::{ProcessorError, Progress, scaled};
-use crate::subtitle::{Segment, Word};
+use crate::subtitle::{Segment, SegmentStats, Word};
 use crate::transcribe::{TranscribeOptions, Transcriber, Transcript};
 
 /// Settings of the remote backend.
@@ -100,6 +100,27 @@ struct VSegment {
     end: f64,
     #[serde(default)]
     text: String,
+    #[serde(default)]
+    tokens: Vec<i32>,
+    avg_logprob: Option<f32>,
+    no_speech_prob: Option<f32>,
+    compression_ratio: Option<f32>,
+    temperature: Option<f32>,
+}
+
+impl VSegment {
+    /// The upstream's decoder figures, when it sent them.
+    fn stats(&self) -> Option<SegmentStats> {
+        Some(SegmentStats {
+            tokens: self.tokens.clone(),
+            avg_logprob: self.avg_logprob?,
+            no_speech_prob: self.no_speech_prob.unwrap_or(0.0),
+            compression_ratio: self
+                .compression_ratio
+                .unwrap_or_else(|| SegmentStats::compression_ratio_of(self.text.trim())),
+            temperature: self.temperature.unwrap_or(0.0),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -248,6 +269,7 @@ impl RemoteTranscriber {
             .into_iter()
             .map(|s| {
                 let (start_ms, end_ms) = (ms(s.start), ms(s.end.max(s.start)));
+                let stats = s.stats();
                 Segment {
                     start_ms,
                     end_ms,
@@ -257,6 +279,7 @@ impl RemoteTranscriber {
                         .filter(|w| w.start_ms >= start_ms && w.start_ms < end_ms.max(start_ms + 1))
                         .cloned()
                         .collect(),
+                    stats,
                 }
             })
             .filter(|s| !s.text.is_empty())

@@ -9,10 +9,10 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::{TranscribeOptions, Transcriber, Transcript};
+use super::{DETECT_WINDOW_MS, LanguageGuess, TranscribeOptions, Transcriber, Transcript};
 use crate::media::AudioDecoder;
 use crate::progress::{ProcessorError, Progress, scaled};
-use crate::subtitle::{Segment, Word};
+use crate::subtitle::{Segment, SegmentStats, Word};
 
 /// How to load and run a whisper model.
 #[derive(Debug, Clone)]
@@ -243,6 +243,8 @@ fn run(
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
         let mut words: Vec<(Vec<u8>, i64, i64)> = Vec::new();
+        let mut tokens = Vec::new();
+        let mut logprob_sum = 0.0f32;
         for i in 0..seg.n_tokens() {
             let Some(tok) = seg.get_token(i) else {
                 continue;
@@ -250,8 +252,10 @@ fn run(
             if tok.token_id() >= eot {
                 continue; // special and timestamp tokens
             }
-            let Ok(bytes) = tok.to_bytes() else { continue };
             let data = tok.token_data();
+            tokens.push(tok.token_id());
+            logprob_sum += data.plog;
+            let Ok(bytes) = tok.to_bytes() else { continue };
             let t0 = (data.t0 * 10).clamp(start_ms, end_ms);
             let t1 = (data.t1 * 10).clamp(t0, end_ms);
             let new_word = bytes.first() == Some(&b' ') || words.is_empty();
@@ -275,11 +279,23 @@ fn run(
         if text.is_empty() && words.is_empty() {
             continue;
         }
+        let stats = SegmentStats {
+            avg_logprob: if tokens.is_empty() {
+                0.0
+            } else {
+                logprob_sum / tokens.len() as f32
+            },
+            tokens,
+            no_speech_prob: seg.no_speech_probability(),
+            compression_ratio: SegmentStats::compression_ratio_of(&text),
+            temperature: opts.temperature.unwrap_or(0.0),
+        };
         segments.push(Segment {
             start_ms,
             end_ms,
             text,
             words,
+            stats: Some(stats),
         });
     }
     model.give_back(state);
@@ -290,6 +306,45 @@ fn run(
         segments,
         text,
         duration_ms,
+    })
+}
+
+/// Language identification on the first 30 s: the mel spectrogram, one encoder pass, the
+/// language tokens' probabilities. Holds the inference gate like a transcription.
+fn detect(
+    model: &WhisperModel,
+    samples: &[f32],
+    threads: usize,
+    cancel: &CancellationToken,
+) -> Result<LanguageGuess, ProcessorError> {
+    let window = usize::try_from(DETECT_WINDOW_MS * 16).unwrap_or(usize::MAX);
+    let head = &samples[..samples.len().min(window)];
+    let gate = model
+        .inference
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cancel.is_cancelled() {
+        return Err(ProcessorError::Cancelled);
+    }
+    let mut state = model.take_state()?;
+    let failed = |e: whisper_rs::WhisperError| {
+        ProcessorError::Transcription(format!("language detection failed: {e}"))
+    };
+    state.pcm_to_mel(head, threads).map_err(failed)?;
+    let (id, probs) = state.lang_detect(0, threads).map_err(failed)?;
+    drop(gate);
+    model.give_back(state);
+    let code = whisper_rs::get_lang_str(id)
+        .ok_or_else(|| ProcessorError::Transcription(format!("unknown language id {id}")))?;
+    let name = whisper_rs::get_lang_str_full(id).unwrap_or(code);
+    let probability = usize::try_from(id)
+        .ok()
+        .and_then(|i| probs.get(i).copied())
+        .unwrap_or(0.0);
+    Ok(LanguageGuess {
+        code: code.to_owned(),
+        name: name.to_owned(),
+        probability,
     })
 }
 
@@ -347,5 +402,34 @@ impl Transcriber for WhisperTranscriber {
         }
         self.transcribe_samples(audio.samples, opts, scaled(progress, 0.1, 1.0), cancel)
             .await
+    }
+
+    async fn detect_language(
+        &self,
+        media: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<LanguageGuess, ProcessorError> {
+        if !self.model.multilingual {
+            return Err(ProcessorError::Validation(
+                "the loaded model is English-only; language detection needs a multilingual model"
+                    .into(),
+            ));
+        }
+        let audio = self
+            .decoder
+            .decode(media, crate::progress::no_progress(), cancel)
+            .await?;
+        if audio.samples.is_empty() {
+            return Err(ProcessorError::MediaDecode("the audio is empty".into()));
+        }
+        let model = self.model.clone();
+        let threads = self.threads;
+        let token = cancel.clone();
+        let task =
+            tokio::task::spawn_blocking(move || detect(&model, &audio.samples, threads, &token));
+        tokio::select! {
+            res = task => res.map_err(|e| ProcessorError::Internal(format!("detection task failed: {e}")))?,
+            _ = cancel.cancelled() => Err(ProcessorError::Cancelled),
+        }
     }
 }

@@ -60,13 +60,19 @@ pub async fn claim_by_priority(store: Arc<dyn JobStore>) {
     let urgent2 = store.insert_job(nj("t").priority(10)).await.unwrap();
     let below = store.insert_job(nj("t").priority(-5)).await.unwrap();
     assert_eq!(urgent1.priority, 10);
-    assert_eq!(store.get_job(urgent2.id).await.unwrap().unwrap().priority, 10);
+    assert_eq!(
+        store.get_job(urgent2.id).await.unwrap().unwrap().priority,
+        10
+    );
     for want in [&urgent1, &urgent2, &low1, &low2, &below] {
         let got = claim_one(&store, lanes::IO, "n1").await;
         assert_eq!(got.id, want.id, "priority, then FIFO");
         assert_eq!(got.priority, want.priority);
     }
-    assert_eq!(claim_one(&store, lanes::HEAVY, "n1").await.id, other_lane.id);
+    assert_eq!(
+        claim_one(&store, lanes::HEAVY, "n1").await.id,
+        other_lane.id
+    );
 }
 
 /// Claims are FIFO within a lane and never cross lanes.

@@ -1,0 +1,438 @@
+//! OpenAI's audio API: `POST /v1/audio/transcriptions`, `POST /v1/audio/translations`,
+//! `GET /v1/models`, `GET /v1/models/{id}`, with OpenAI's request form, response shapes and
+//! error shape (`{"error": {"message", "type", "param", "code"}}`), so the official SDKs work
+//! with only their base URL changed.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jobs_core::{ErrorCode, JobArgs};
+use mediajobs_jobs::{OnFile, Transcribe};
+use mediajobs_processor::subtitle::{Segment, SegmentOptions, SubtitleFormat, segment};
+use mediajobs_processor::transcribe::{TranscribeOptions, language_name};
+use serde_json::{Value, json};
+
+use super::{
+    CompatProfile, Form, WAITING_PRIORITY, parse_bool, read_form, run_job, store_audio,
+    transcript_of, with_job_id,
+};
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The model name that means "the server's default model".
+pub const DEFAULT_MODEL_ALIAS: &str = "whisper-1";
+
+/// An error in OpenAI's shape. OpenAI answers every invalid request with 400, so our 422s
+/// become 400 here.
+#[derive(Debug)]
+pub struct OpenAiError(pub ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(e: ApiError) -> Self {
+        OpenAiError(e)
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = if e.status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            e.status
+        };
+        let kind = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        let code = match e.code {
+            "Unauthorized" => "invalid_api_key",
+            "UnknownModel" => "model_not_found",
+            other => other,
+        };
+        let param = e
+            .details
+            .as_ref()
+            .and_then(|d| d.get("param"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        (
+            status,
+            Json(json!({"error": {"message": e.message, "type": kind, "param": param, "code": code}})),
+        )
+            .into_response()
+    }
+}
+
+/// Formats of `response_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseFormat {
+    Json,
+    Text,
+    Srt,
+    VerboseJson,
+    Vtt,
+}
+
+impl ResponseFormat {
+    fn parse(s: Option<&str>) -> Result<Self, ApiError> {
+        Ok(match s.map(str::trim) {
+            None | Some("") | Some("json") => ResponseFormat::Json,
+            Some("text") => ResponseFormat::Text,
+            Some("srt") => ResponseFormat::Srt,
+            Some("verbose_json") => ResponseFormat::VerboseJson,
+            Some("vtt") => ResponseFormat::Vtt,
+            Some(other) => {
+                return Err(param_error(
+                    "response_format",
+                    format!(
+                        "response_format must be json, text, srt, verbose_json or vtt, got '{other}'"
+                    ),
+                ));
+            }
+        })
+    }
+}
+
+fn param_error(param: &str, message: impl Into<String>) -> ApiError {
+    ApiError::validation(message).details(json!({ "param": param }))
+}
+
+/// The installed model names clients may ask for.
+fn installed(st: &AppState) -> Vec<String> {
+    let mut v = vec![DEFAULT_MODEL_ALIAS.to_owned()];
+    if !st.config.model_name.is_empty() && st.config.model_name != DEFAULT_MODEL_ALIAS {
+        v.push(st.config.model_name.clone());
+    }
+    v
+}
+
+fn check_model(st: &AppState, model: Option<&str>) -> Result<(), ApiError> {
+    let model = model
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| param_error("model", "you must provide a model parameter"))?;
+    let names = installed(st);
+    if names.iter().any(|n| n == model) {
+        return Ok(());
+    }
+    let mut e = ApiError::coded(
+        ErrorCode::UnknownModel,
+        format!(
+            "the model '{model}' is not installed; installed: {}",
+            names.join(", ")
+        ),
+    );
+    e.details = Some(json!({ "param": "model", "installed": names }));
+    Err(e)
+}
+
+/// What the form asks for.
+struct Asked {
+    opts: TranscribeOptions,
+    format: ResponseFormat,
+    words: bool,
+    segments: bool,
+    stream: bool,
+}
+
+fn parse_form(st: &AppState, form: &Form, translate: bool) -> Result<Asked, ApiError> {
+    check_model(st, form.get("model"))?;
+    let format = ResponseFormat::parse(form.get("response_format"))?;
+    let mut opts = TranscribeOptions {
+        translate,
+        ..Default::default()
+    };
+    if let Some(l) = form
+        .get("language")
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        if translate {
+            return Err(param_error(
+                "language",
+                "translations take no language (the output is English)",
+            ));
+        }
+        opts.language = Some(l.to_ascii_lowercase());
+    }
+    if let Some(p) = form.get("prompt").filter(|p| !p.trim().is_empty()) {
+        opts.initial_prompt = Some(p.to_owned());
+    }
+    if let Some(t) = form
+        .get("temperature")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let t: f32 = t.parse().map_err(|_| {
+            param_error(
+                "temperature",
+                format!("temperature must be a number, got '{t}'"),
+            )
+        })?;
+        opts.temperature = Some(t);
+    }
+    let mut grans: Vec<&str> = Vec::new();
+    for key in ["timestamp_granularities[]", "timestamp_granularities"] {
+        for g in form.all(key) {
+            match g.trim() {
+                "word" | "segment" => grans.push(g.trim()),
+                other => {
+                    return Err(param_error(
+                        "timestamp_granularities",
+                        format!("timestamp_granularities must be word or segment, got '{other}'"),
+                    ));
+                }
+            }
+        }
+    }
+    if !grans.is_empty() && format != ResponseFormat::VerboseJson {
+        return Err(param_error(
+            "timestamp_granularities",
+            "timestamp_granularities needs response_format=verbose_json",
+        ));
+    }
+    let words = grans.contains(&"word");
+    let segments = grans.is_empty() || grans.contains(&"segment");
+    opts.word_timestamps = words;
+    let stream = parse_bool("stream", form.get("stream"))?;
+    if stream && !matches!(format, ResponseFormat::Json | ResponseFormat::Text) {
+        return Err(param_error(
+            "stream",
+            "stream=true answers text events; use response_format json or text",
+        ));
+    }
+    st.services
+        .check_transcribe(&opts)
+        .map_err(|e| ApiError::from(e).details(json!({ "param": "language" })))?;
+    Ok(Asked {
+        opts,
+        format,
+        words,
+        segments,
+        stream,
+    })
+}
+
+fn secs(ms: i64) -> f64 {
+    (ms as f64) / 1000.0
+}
+
+/// OpenAI's `verbose_json`.
+fn verbose_json(
+    task: &str,
+    language: &str,
+    duration_ms: i64,
+    text: &str,
+    segs: &[Segment],
+    asked: &Asked,
+) -> Value {
+    let language = language_name(language).unwrap_or(language);
+    let mut v = json!({
+        "task": task,
+        "language": language,
+        "duration": secs(duration_ms),
+        "text": text,
+    });
+    if asked.segments {
+        let segments: Vec<Value> = segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let st = s.stats.as_ref();
+                json!({
+                    "id": i,
+                    "seek": (s.start_ms / 30_000) * 3000,
+                    "start": secs(s.start_ms),
+                    "end": secs(s.end_ms),
+                    "text": s.text,
+                    "tokens": st.map(|x| x.tokens.clone()).unwrap_or_default(),
+                    "temperature": st.map_or(0.0, |x| x.temperature),
+                    "avg_logprob": st.map_or(0.0, |x| x.avg_logprob),
+                    "compression_ratio": st.map_or(0.0, |x| x.compression_ratio),
+                    "no_speech_prob": st.map_or(0.0, |x| x.no_speech_prob),
+                })
+            })
+            .collect();
+        v["segments"] = json!(segments);
+    }
+    if asked.words {
+        let words: Vec<Value> = segs
+            .iter()
+            .flat_map(|s| s.words.iter())
+            .map(|w| json!({"word": w.text, "start": secs(w.start_ms), "end": secs(w.end_ms)}))
+            .collect();
+        v["words"] = json!(words);
+    }
+    v
+}
+
+/// The `stream=true` answer: a `transcript.text.delta` event per segment, then
+/// `transcript.text.done`, as OpenAI sends them.
+fn stream_body(segs: &[Segment], text: &str) -> String {
+    let mut out = String::new();
+    for (i, s) in segs.iter().enumerate() {
+        let t = s.text.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let delta = if i == 0 {
+            t.to_owned()
+        } else {
+            format!(" {t}")
+        };
+        let ev = json!({"type": "transcript.text.delta", "delta": delta, "logprobs": null});
+        out.push_str(&format!("data: {ev}\n\n"));
+    }
+    let done = json!({"type": "transcript.text.done", "text": text, "logprobs": null});
+    out.push_str(&format!("data: {done}\n\n"));
+    out
+}
+
+async fn run(
+    st: AppState,
+    profile: String,
+    req: Request,
+    translate: bool,
+) -> Result<Response, ApiError> {
+    let form = read_form(&st, req, "file", "audio").await?;
+    let asked = parse_form(&st, &form, translate)?;
+    let file = form
+        .file
+        .ok_or_else(|| param_error("file", "the form has no 'file' part"))?;
+    let rec = store_audio(&st, &profile, file, "openai").await?;
+    let args = OnFile {
+        profile_id: profile.clone(),
+        file_id: rec.id,
+        params: Transcribe {
+            opts: asked.opts.clone(),
+        },
+    };
+    let new = args
+        .to_new_job()
+        .map_err(|e| ApiError::internal(e.message()))?
+        .priority(WAITING_PRIORITY);
+    let job = run_job(&st, new).await?;
+    let (tr, segs) = transcript_of(&st, &profile, &job).await?;
+    let language = tr.language.clone().unwrap_or_default();
+    let duration_ms = rec
+        .duration_ms
+        .unwrap_or_else(|| segs.last().map_or(0, |s| s.end_ms));
+    let cues = || segment(&segs, &SegmentOptions::default());
+    let text_resp = |fmt: SubtitleFormat, body: String| {
+        ([(header::CONTENT_TYPE, fmt.content_type())], body).into_response()
+    };
+    let resp = if asked.stream {
+        (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            stream_body(&segs, &tr.text),
+        )
+            .into_response()
+    } else {
+        match asked.format {
+            ResponseFormat::Json => Json(json!({ "text": tr.text })).into_response(),
+            ResponseFormat::Text => text_resp(SubtitleFormat::Txt, format!("{}\n", tr.text)),
+            ResponseFormat::Srt => {
+                text_resp(SubtitleFormat::Srt, SubtitleFormat::Srt.render(&cues()))
+            }
+            ResponseFormat::Vtt => {
+                text_resp(SubtitleFormat::Vtt, SubtitleFormat::Vtt.render(&cues()))
+            }
+            ResponseFormat::VerboseJson => {
+                let task = if translate { "translate" } else { "transcribe" };
+                Json(verbose_json(
+                    task,
+                    &language,
+                    duration_ms,
+                    &tr.text,
+                    &segs,
+                    &asked,
+                ))
+                .into_response()
+            }
+        }
+    };
+    Ok(with_job_id(resp, job.id))
+}
+
+/// `POST /v1/audio/transcriptions`: OpenAI's form (`file`, `model`, `language`, `prompt`,
+/// `response_format`, `temperature`, `timestamp_granularities[]`, `stream`), run as a
+/// `transcribe` job of the profile; the answer carries the job id in `X-Job-Id`.
+#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "openai",
+    request_body(content_type = "multipart/form-data", description = "OpenAI's transcription form: file, model, language, prompt, response_format, temperature, timestamp_granularities[], stream"),
+    responses((status = 200, description = "`{\"text\"}`, verbose_json, text, srt or vtt; text/event-stream with stream=true"),
+        (status = 400, description = "OpenAI error shape"), (status = 401, description = "OpenAI error shape"), (status = 413, description = "OpenAI error shape")))]
+pub async fn transcriptions(
+    State(st): State<AppState>,
+    profile: Result<CompatProfile, ApiError>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
+    let CompatProfile(p) = profile?;
+    Ok(run(st, p, req, false).await?)
+}
+
+/// `POST /v1/audio/translations`: speech in any language to English text (`file`, `model`,
+/// `prompt`, `response_format`, `temperature`).
+#[utoipa::path(post, path = "/v1/audio/translations", tag = "openai",
+    request_body(content_type = "multipart/form-data", description = "OpenAI's translation form: file, model, prompt, response_format, temperature"),
+    responses((status = 200, description = "`{\"text\"}`, verbose_json, text, srt or vtt"), (status = 400, description = "OpenAI error shape")))]
+pub async fn translations(
+    State(st): State<AppState>,
+    profile: Result<CompatProfile, ApiError>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
+    let CompatProfile(p) = profile?;
+    Ok(run(st, p, req, true).await?)
+}
+
+fn model_object(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": 0, "owned_by": "mediajobs"})
+}
+
+/// `GET /v1/models`: the model names `model` takes, in OpenAI's list shape.
+#[utoipa::path(get, path = "/v1/models", tag = "openai",
+    responses((status = 200, description = "`{\"object\": \"list\", \"data\": [model…]}`")))]
+pub async fn list_models(
+    State(st): State<AppState>,
+    profile: Result<CompatProfile, ApiError>,
+) -> Result<Json<Value>, OpenAiError> {
+    profile?;
+    let data: Vec<Value> = installed(&st).iter().map(|m| model_object(m)).collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+/// `GET /v1/models/{id}`: one model, or OpenAI's 404.
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "openai", params(("id" = String, Path)),
+    responses((status = 200, description = "A model object"), (status = 404, description = "OpenAI error shape")))]
+pub async fn get_model(
+    State(st): State<AppState>,
+    profile: Result<CompatProfile, ApiError>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, OpenAiError> {
+    profile?;
+    if installed(&st).iter().any(|m| *m == id) {
+        return Ok(Json(model_object(&id)));
+    }
+    Err(OpenAiError(
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "model_not_found",
+            format!("The model '{id}' does not exist"),
+        )
+        .details(json!({"param": "model"})),
+    ))
+}
+
+/// Any other `/v1/*` path: OpenAI's 404 shape.
+pub async fn not_found() -> OpenAiError {
+    OpenAiError(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "no such route on this server (it serves /v1/audio/transcriptions, /v1/audio/translations and /v1/models)",
+    ))
+}
