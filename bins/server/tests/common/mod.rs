@@ -468,3 +468,104 @@ pub async fn sse_events(
         }
     }
 }
+
+// ------------------------------------------------------------ real clients
+
+/// The clients the compatibility tests drive, pinned.
+pub const PY_CLIENTS: &[&str] = &["openai==3.57.0", "requests==2.34.2"];
+
+/// A Python with the pinned OpenAI SDK and `requests`, in a venv cached outside the clone
+/// (`MEDIAJOBS_CACHE_DIR`), made on first use: built aside and renamed into place, so tests
+/// running in parallel never see a half-made one.
+pub fn py_clients() -> PathBuf {
+    let cache = std::env::var_os("MEDIAJOBS_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()))
+                .join(".cache/mediajobs")
+        });
+    let tag: String = PY_CLIENTS
+        .join("-")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let venv = cache.join(format!("venv-{tag}"));
+    let python = venv.join("bin/python");
+    if python.is_file() {
+        return python;
+    }
+    std::fs::create_dir_all(&cache).unwrap();
+    let tmp = cache.join(format!("venv-{tag}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    run(std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&tmp));
+    run(std::process::Command::new(tmp.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check"])
+        .args(PY_CLIENTS));
+    if std::fs::rename(&tmp, &venv).is_err() {
+        // Another test won the race; use its venv.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    // Only `bin/python` is used: it finds the venv from its own path, so the rename is safe
+    // (the entry-point scripts' shebangs still name the temp path and are never run).
+    assert!(python.is_file(), "no python in {}", venv.display());
+    python
+}
+
+/// Runs a Python test client script from `tests/compat/`; returns its JSON lines (and
+/// prints them, so `--nocapture` shows a real run).
+pub fn run_py(script: &str, args: &[&str]) -> Vec<Value> {
+    let py = py_clients();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/compat")
+        .join(script);
+    let out = std::process::Command::new(py)
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{script}:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A `multipart/form-data` body: `(name, filename, bytes)` parts. Returns the content type
+/// and the body.
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "mediajobs-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, filename, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                     Content-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

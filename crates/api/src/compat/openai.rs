@@ -415,7 +415,7 @@ pub async fn get_model(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Value>, OpenAiError> {
     profile?;
-    if installed(&st).iter().any(|m| *m == id) {
+    if installed(&st).contains(&id) {
         return Ok(Json(model_object(&id)));
     }
     Err(OpenAiError(
