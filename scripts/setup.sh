@@ -16,8 +16,9 @@ packages=(pkg-config build-essential ca-certificates cmake libclang-dev
           python3 python3-pip)
 if [ "${1:-}" = "--test" ]; then
   # Tests: a real PostgreSQL; gst-launch, espeak-ng and ffprobe to make and check media; curl
-  # for the llama-server health check.
-  packages+=(postgresql postgresql-client gstreamer1.0-tools espeak-ng ffmpeg curl)
+  # for the llama-server health check and multipart uploads; python3-venv for the pinned
+  # real clients of the compatible APIs (the OpenAI SDK, requests).
+  packages+=(postgresql postgresql-client gstreamer1.0-tools espeak-ng ffmpeg curl python3-venv)
 fi
 
 missing=()

@@ -285,6 +285,22 @@ async fn bad_input_on_every_new_route_is_refused_and_stores_nothing() {
     }
     let (st, v) = common::send(http.get(s.url("/v1/nothing-here"))).await;
     assert_openai_error(st, &v, 404);
+    // The OpenAPI document covers the new routes.
+    let (st, doc) = common::send(http.get(s.url("/openapi.json"))).await;
+    assert_eq!(st, 200);
+    for path in [
+        "/v1/audio/transcriptions",
+        "/v1/audio/translations",
+        "/v1/models",
+        "/v1/models/{id}",
+        "/asr",
+        "/detect-language",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from /openapi.json"
+        );
+    }
     // Nothing was stored, no job was made, no temp file is left.
     assert!(list(&s, "/profiles/files", "default").await.is_empty());
     assert!(list(&s, "/jobs", "default").await.is_empty());

@@ -4,7 +4,7 @@
 //! figures are medians of a few interleaved runs, CPU time read from `/proc`.
 //!
 //! ```text
-//! cargo bench -p mediajobs-processor --bench media -- [--only whisper|convert|decode] [--runs N]
+//! cargo bench -p mediajobs-processor --bench media -- [--only whisper|detect|convert|decode] [--runs N]
 //!     [--speech-secs N] [--convert-secs N] [--decode-secs N]
 //! WHISPER_CLI=/path/to/whisper-cli   # built from whisper-rs's bundled whisper.cpp sources
 //! MEDIAJOBS_WHISPER_MODEL=/path/ggml-base.bin   # else fetched into MEDIAJOBS_MODELS_DIR
@@ -390,6 +390,48 @@ async fn bench_decode(a: &Args, dir: &Path, gst: &Gst) {
     }
 }
 
+/// Language detection as `/detect-language` runs it (decode, then one encoder pass over the
+/// first 30 s): on a warm model, and on a 10-minute file (the decode is of the whole file).
+async fn bench_detect(a: &Args, dir: &Path, gst: Arc<Gst>) {
+    let model = model_path().await;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut cfg = WhisperConfig::new(&model);
+    cfg.threads = threads;
+    let t = WhisperTranscriber::new(WhisperModel::load(&cfg).unwrap(), gst, threads);
+    println!(
+        "\n## detect_language: {}, {threads} threads, warm model",
+        model.file_name().unwrap().to_string_lossy()
+    );
+    let short = dir.join("detect-30s");
+    std::fs::create_dir_all(&short).unwrap();
+    let long = dir.join("detect-600s");
+    std::fs::create_dir_all(&long).unwrap();
+    for (label, wav) in [
+        ("30 s clip", speech(&short, 30)),
+        ("10 min file", speech(&long, 600)),
+    ] {
+        let mut times = vec![];
+        let mut guess = None;
+        for _ in 0..a.runs.max(3) {
+            let t0 = Instant::now();
+            let g = t
+                .detect_language(&wav, &CancellationToken::new())
+                .await
+                .unwrap();
+            times.push(t0.elapsed().as_secs_f64());
+            guess = Some(g);
+        }
+        let g = guess.unwrap();
+        println!(
+            "{label}: median {:.3} s (min {:.3}) → {} ({:.2})",
+            median(times.clone()),
+            times.iter().copied().fold(f64::MAX, f64::min),
+            g.code,
+            g.probability
+        );
+    }
+}
+
 fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -408,6 +450,9 @@ fn main() {
     rt.block_on(async {
         if want("whisper") {
             bench_whisper(&a, dir.path(), gst.clone()).await;
+        }
+        if want("detect") {
+            bench_detect(&a, dir.path(), gst.clone()).await;
         }
         if want("convert") {
             bench_convert(&a, dir.path(), &gst).await;

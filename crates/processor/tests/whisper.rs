@@ -112,6 +112,17 @@ async fn transcribes_generated_english_speech() {
         }
     }
     assert!(tr.segments.last().unwrap().end_ms <= tr.duration_ms + 500);
+    // Every segment carries whisper's decoder figures (verbose_json's fields).
+    for s in &tr.segments {
+        let st = s.stats.as_ref().expect("whisper gives segment stats");
+        assert!(!st.tokens.is_empty(), "{s:?}");
+        assert!(st.avg_logprob < 0.0 && st.avg_logprob > -3.0, "{st:?}");
+        assert!((0.0..=1.0).contains(&st.no_speech_prob), "{st:?}");
+        assert!(
+            st.compression_ratio > 0.3 && st.compression_ratio < 2.4,
+            "{st:?}"
+        );
+    }
     let p = seen.lock().unwrap();
     assert!(p.len() > 3 && p.last() == Some(&1.0), "progress {p:?}");
     assert!(p.windows(2).all(|w| w[0] <= w[1] + 1e-9));
@@ -137,6 +148,43 @@ async fn transcribes_generated_english_speech() {
                 .join(" ")
         ) <= 0.15
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detects_the_language_of_the_first_30_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = transcriber().await;
+    let en = common::speech(dir.path(), "en", PASSAGE);
+    let g = t
+        .detect_language(&en, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (g.code.as_str(), g.name.as_str()),
+        ("en", "english"),
+        "{g:?}"
+    );
+    assert!(g.probability > 0.5 && g.probability <= 1.0, "{g:?}");
+    let de = dir.path().join("de.wav");
+    let ok = std::process::Command::new("espeak-ng")
+        .args(["-v", "de", "-w"])
+        .arg(&de)
+        .arg("Guten Tag, meine Damen und Herren. Heute sprechen wir über das Wetter in Berlin und über die Züge der Bahn.")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let g = t
+        .detect_language(&de, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(g.code, "de", "{g:?}");
+    // A cancelled detection stops.
+    let c = CancellationToken::new();
+    c.cancel();
+    assert!(matches!(
+        t.detect_language(&en, &c).await,
+        Err(mediajobs_processor::ProcessorError::Cancelled)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
