@@ -571,3 +571,62 @@ async fn language_detection_runs_next_on_the_heavy_lane() {
     assert!(jobs[1]["finished_at"].as_str().unwrap() > detect[0]["finished_at"].as_str().unwrap());
     println!("detect-language answered in {waited:?} behind one running transcription");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_sends_each_segment_as_whisper_decodes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]).await;
+    // Three 30-second windows of speech: whisper finishes a window's segments long before
+    // the last window is decoded.
+    let text = "The history of the city begins with a small settlement by the river. Over many centuries it grew into a busy market town, and later into a large city with bridges and railways. ".repeat(6);
+    let long = std::fs::read(speech(dir.path(), "long", &text)).unwrap();
+    let (ct, body) = multipart(&[
+        ("model", None, b"whisper-1"),
+        ("stream", None, b"true"),
+        ("file", Some("long.wav"), &long),
+    ]);
+    let t0 = Instant::now();
+    let mut r = common::client()
+        .post(s.url("/v1/audio/transcriptions"))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let (mut buf, mut first_delta, mut done_at) = (String::new(), None, None);
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        if first_delta.is_none() && buf.contains("transcript.text.delta") {
+            first_delta = Some(t0.elapsed());
+        }
+        if buf.contains("transcript.text.done") {
+            done_at = Some(t0.elapsed());
+        }
+    }
+    let events: Vec<Value> = buf
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "transcript.text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "transcript.text.done", "{buf}");
+    assert_eq!(deltas.trim(), done["text"].as_str().unwrap().trim());
+    let (first, end) = (first_delta.unwrap(), done_at.unwrap());
+    println!("first delta after {first:?}, done after {end:?}");
+    assert!(
+        first + Duration::from_secs(1) < end,
+        "deltas arrive while whisper works: first {first:?}, done {end:?}"
+    );
+}

@@ -363,6 +363,15 @@ impl JobContext {
         ProgressReporter(self.progress.clone())
     }
 
+    /// A handle publishing partial output of this job (live results before it finishes) to
+    /// [`QueueManager::subscribe_partials`](crate::QueueManager::subscribe_partials).
+    pub fn partials(&self) -> crate::events::PartialSender {
+        crate::events::PartialSender {
+            job_id: self.job_id,
+            tx: self.shared.partials.clone(),
+        }
+    }
+
     /// The children of this job (a batch parent), in submit order.
     pub async fn children(&self) -> Result<Vec<Job>, JobError> {
         self.shared

@@ -44,3 +44,34 @@ impl JobEvent {
         self.job.id
     }
 }
+
+/// A piece of a running job's output, published the moment its handler has it (a transcribed
+/// segment, say), before the job finishes. Partials are neither stored nor sent to other
+/// nodes: subscribers on the node running the job see them
+/// ([`QueueManager::subscribe_partials`](crate::QueueManager::subscribe_partials)); the job's
+/// result stays the record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartialOutput {
+    /// The job.
+    pub job_id: Uuid,
+    /// Handler-defined data.
+    pub data: serde_json::Value,
+}
+
+/// Publishes [`PartialOutput`]s of one job, from any thread
+/// ([`JobContext::partials`](crate::JobContext::partials)).
+#[derive(Debug, Clone)]
+pub struct PartialSender {
+    pub(crate) job_id: Uuid,
+    pub(crate) tx: tokio::sync::broadcast::Sender<PartialOutput>,
+}
+
+impl PartialSender {
+    /// Publishes `data` (nobody listening is fine).
+    pub fn send(&self, data: serde_json::Value) {
+        let _ = self.tx.send(PartialOutput {
+            job_id: self.job_id,
+            data,
+        });
+    }
+}

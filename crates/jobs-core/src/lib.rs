@@ -63,7 +63,7 @@ pub mod testkit;
 
 pub use batch::{BatchRunner, BatchStrategy};
 pub use context::{JobContext, ProgressReporter};
-pub use events::{JobEvent, JobEventKind};
+pub use events::{JobEvent, JobEventKind, PartialOutput, PartialSender};
 pub use handler::JobHandler;
 pub use job::{
     BatchResult, Fence, INTERRUPTED_MESSAGE, Job, JobError, JobFilter, JobResult, JobStatus,

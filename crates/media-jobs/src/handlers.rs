@@ -63,9 +63,28 @@ fn storage(e: impl std::fmt::Display) -> JobError {
     JobError::new("Storage", "The media storage failed")
 }
 
+/// The job's progress, and its segments as partial output (`{"segment": {...}}`) the moment
+/// the transcriber has them.
+struct JobSink {
+    progress: jobs_core::ProgressReporter,
+    partials: jobs_core::PartialSender,
+}
+
+impl mediajobs_processor::ProgressSink for JobSink {
+    fn report(&self, fraction: f64, stage: &str) {
+        self.progress.report(fraction, stage);
+    }
+
+    fn segment(&self, segment: &mediajobs_processor::subtitle::Segment) {
+        self.partials.send(json!({ "segment": segment }));
+    }
+}
+
 fn progress_of(ctx: &JobContext) -> Progress {
-    let p = ctx.progress_reporter();
-    Arc::new(move |f: f64, stage: &str| p.report(f, stage))
+    Arc::new(JobSink {
+        progress: ctx.progress_reporter(),
+        partials: ctx.partials(),
+    })
 }
 
 fn stem(name: &str) -> &str {

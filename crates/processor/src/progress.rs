@@ -3,6 +3,8 @@
 use mediajobs_codes::ErrorCode;
 use std::sync::Arc;
 
+use crate::subtitle::Segment;
+
 /// Receives progress of a long operation: a fraction in 0.0 ..= 1.0 and a stage name.
 ///
 /// Any `Fn(f64, &str) + Send + Sync` is a sink:
@@ -15,6 +17,12 @@ use std::sync::Arc;
 pub trait ProgressSink: Send + Sync {
     /// Reports progress.
     fn report(&self, fraction: f64, stage: &str);
+
+    /// A finished piece of output, the moment the backend has it (a transcription's segments,
+    /// in order, before the whole transcript is done). Ignored unless a sink wants it.
+    fn segment(&self, segment: &Segment) {
+        let _ = segment;
+    }
 }
 
 impl<F: Fn(f64, &str) + Send + Sync> ProgressSink for F {
@@ -42,7 +50,25 @@ pub fn no_progress() -> Progress {
 /// assert_eq!(*seen.lock().unwrap(), 0.75);
 /// ```
 pub fn scaled(inner: Progress, from: f64, to: f64) -> Progress {
-    Arc::new(move |f: f64, stage: &str| inner.report(from + (to - from) * f.clamp(0.0, 1.0), stage))
+    Arc::new(Scaled { inner, from, to })
+}
+
+/// [`scaled`]'s sink: maps fractions, passes segments through.
+struct Scaled {
+    inner: Progress,
+    from: f64,
+    to: f64,
+}
+
+impl ProgressSink for Scaled {
+    fn report(&self, f: f64, stage: &str) {
+        self.inner
+            .report(self.from + (self.to - self.from) * f.clamp(0.0, 1.0), stage);
+    }
+
+    fn segment(&self, segment: &Segment) {
+        self.inner.segment(segment);
+    }
 }
 
 /// Errors of the processor, each with a stable code of the HTTP contract.

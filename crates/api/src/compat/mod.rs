@@ -270,6 +270,11 @@ impl CancelOnDrop {
             armed: true,
         }
     }
+
+    /// The job ended: nothing to cancel any more.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
 }
 
 impl Drop for CancelOnDrop {
@@ -289,16 +294,18 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Enqueues a job and waits for it; the job is cancelled if the caller (the request) goes
-/// away first. A job that did not succeed is its error: its own code and status, or `409
-/// Cancelled`.
-pub(crate) async fn run_job(st: &AppState, new: NewJob) -> Result<Job, ApiError> {
+/// Enqueues a job; the returned guard cancels it when dropped armed (the request went away).
+pub(crate) async fn start_job(st: &AppState, new: NewJob) -> Result<(Job, CancelOnDrop), ApiError> {
     let job_type = new.job_type.clone();
     let job = st.manager.enqueue(new).await?;
     st.metrics.submitted(&job_type);
-    let mut guard = CancelOnDrop::new(st.manager.clone(), job.id);
-    let done = st.manager.wait_for(job.id).await?;
-    guard.armed = false;
+    let guard = CancelOnDrop::new(st.manager.clone(), job.id);
+    Ok((job, guard))
+}
+
+/// A finished job as the answer: itself when it succeeded, else its error (its own code and
+/// status, or `409 Cancelled`).
+pub(crate) fn outcome(done: Job) -> Result<Job, ApiError> {
     match done.status {
         JobStatus::Succeeded => Ok(done),
         JobStatus::Cancelled => Err(ApiError::coded(
@@ -321,6 +328,15 @@ pub(crate) async fn run_job(st: &AppState, new: NewJob) -> Result<Job, ApiError>
             Err(e)
         }
     }
+}
+
+/// Enqueues a job and waits for it; the job is cancelled if the caller (the request) goes
+/// away first.
+pub(crate) async fn run_job(st: &AppState, new: NewJob) -> Result<Job, ApiError> {
+    let (job, mut guard) = start_job(st, new).await?;
+    let done = st.manager.wait_for(job.id).await?;
+    guard.disarm();
+    outcome(done)
 }
 
 /// The transcript a finished `transcribe` job stored, with its segments.

@@ -269,26 +269,158 @@ fn verbose_json(
     v
 }
 
-/// The `stream=true` answer: a `transcript.text.delta` event per segment, then
-/// `transcript.text.done`, as OpenAI sends them.
-fn stream_body(segs: &[Segment], text: &str) -> String {
-    let mut out = String::new();
-    for (i, s) in segs.iter().enumerate() {
-        let t = s.text.trim();
-        if t.is_empty() {
-            continue;
-        }
-        let delta = if i == 0 {
-            t.to_owned()
-        } else {
-            format!(" {t}")
-        };
-        let ev = json!({"type": "transcript.text.delta", "delta": delta, "logprobs": null});
-        out.push_str(&format!("data: {ev}\n\n"));
+fn sse(data: &Value) -> String {
+    format!("data: {data}\n\n")
+}
+
+fn delta_event(text: &str, first: bool) -> Option<String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
     }
-    let done = json!({"type": "transcript.text.done", "text": text, "logprobs": null});
-    out.push_str(&format!("data: {done}\n\n"));
-    out
+    let delta = if first { t.to_owned() } else { format!(" {t}") };
+    Some(sse(
+        &json!({"type": "transcript.text.delta", "delta": delta, "logprobs": null}),
+    ))
+}
+
+/// State of a `stream=true` answer.
+struct Streaming {
+    st: AppState,
+    profile: String,
+    job_id: uuid::Uuid,
+    partials: tokio::sync::broadcast::Receiver<jobs_core::PartialOutput>,
+    wait: std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<jobs_core::Job, jobs_core::ManagerError>>
+                + Send,
+        >,
+    >,
+    guard: super::CancelOnDrop,
+    /// Segments sent live, and whether every one of the job's arrived (no lag).
+    sent: usize,
+    complete: bool,
+    finished: bool,
+}
+
+impl Streaming {
+    /// The next piece of the event stream: a live delta, or, once the job has finished, the
+    /// deltas of segments not sent live (the job ran on another node, or partials lagged)
+    /// and `transcript.text.done` — or an error event if the job failed.
+    async fn next(&mut self) -> Option<String> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                p = self.partials.recv() => match p {
+                    Ok(p) if p.job_id == self.job_id => {
+                        let text = p.data["segment"]["text"].as_str().unwrap_or_default().to_owned();
+                        if let Some(ev) = delta_event(&text, self.sent == 0) {
+                            self.sent += 1;
+                            return Some(ev);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.complete = false,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        // No more partials; wait for the job alone.
+                        let done = (&mut self.wait).await;
+                        return Some(self.finish(done).await);
+                    }
+                },
+                done = &mut self.wait => return Some(self.finish(done).await),
+            }
+        }
+    }
+
+    async fn finish(&mut self, done: Result<jobs_core::Job, jobs_core::ManagerError>) -> String {
+        self.finished = true;
+        self.guard.disarm();
+        let res = match done {
+            Ok(job) => super::outcome(job),
+            Err(e) => Err(ApiError::from(e)),
+        };
+        let res = match res {
+            Ok(job) => transcript_of(&self.st, &self.profile, &job).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok((tr, segs)) => {
+                let mut out = String::new();
+                if self.complete {
+                    let live: Vec<&Segment> =
+                        segs.iter().filter(|s| !s.text.trim().is_empty()).collect();
+                    for s in live.iter().skip(self.sent) {
+                        if let Some(ev) = delta_event(&s.text, self.sent == 0) {
+                            self.sent += 1;
+                            out.push_str(&ev);
+                        }
+                    }
+                }
+                out.push_str(&sse(
+                    &json!({"type": "transcript.text.done", "text": tr.text, "logprobs": null}),
+                ));
+                out
+            }
+            Err(e) => {
+                let resp = OpenAiError(e).into_response();
+                let status = resp.status().as_u16();
+                let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .unwrap_or_else(|| json!({"error": {"message": "the job failed"}}));
+                let mut body = body;
+                body["error"]["status"] = json!(status);
+                sse(&body)
+            }
+        }
+    }
+}
+
+/// `stream=true`: `transcript.text.delta` events as whisper decodes each segment (partial
+/// output of the job on this node), then `transcript.text.done`. The client hanging up
+/// cancels the job like any other.
+async fn stream(
+    st: AppState,
+    profile: String,
+    new: jobs_core::NewJob,
+) -> Result<Response, ApiError> {
+    // Subscribe before enqueueing: no segment can fall in between.
+    let partials = st.manager.subscribe_partials();
+    let (job, guard) = super::start_job(&st, new).await?;
+    let manager = st.manager.clone();
+    let id = job.id;
+    let state = Streaming {
+        st,
+        profile,
+        job_id: id,
+        partials,
+        wait: Box::pin(async move { manager.wait_for(id).await }),
+        guard,
+        sent: 0,
+        complete: true,
+        finished: false,
+    };
+    let body = futures::stream::unfold(state, |mut s| async move {
+        s.next().await.map(|chunk| {
+            (
+                Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(chunk)),
+                s,
+            )
+        })
+    });
+    let resp = (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response();
+    Ok(with_job_id(resp, id))
 }
 
 async fn run(
@@ -314,6 +446,9 @@ async fn run(
         .to_new_job()
         .map_err(|e| ApiError::internal(e.message()))?
         .priority(WAITING_PRIORITY);
+    if asked.stream {
+        return stream(st, profile, new).await;
+    }
     let job = run_job(&st, new).await?;
     let (tr, segs) = transcript_of(&st, &profile, &job).await?;
     let language = tr.language.clone().unwrap_or_default();
@@ -324,16 +459,7 @@ async fn run(
     let text_resp = |fmt: SubtitleFormat, body: String| {
         ([(header::CONTENT_TYPE, fmt.content_type())], body).into_response()
     };
-    let resp = if asked.stream {
-        (
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            stream_body(&segs, &tr.text),
-        )
-            .into_response()
-    } else {
+    let resp = {
         match asked.format {
             ResponseFormat::Json => Json(json!({ "text": tr.text })).into_response(),
             ResponseFormat::Text => text_resp(SubtitleFormat::Txt, format!("{}\n", tr.text)),

@@ -71,6 +71,7 @@ pub(crate) struct Engine {
     /// Fires whenever jobs leave `announcing`.
     pub(super) announced: Notify,
     pub(crate) events: broadcast::Sender<JobEvent>,
+    pub(crate) partials: broadcast::Sender<crate::events::PartialOutput>,
     pub(super) life: Mutex<Life>,
     pub(super) job_tasks: Mutex<JoinSet<()>>,
     pub(super) bg_tasks: Mutex<JoinSet<()>>,

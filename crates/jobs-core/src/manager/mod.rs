@@ -145,6 +145,7 @@ impl QueueManager {
     /// A manager over `store`. Register handlers, then [`start`](QueueManager::start) it.
     pub fn new(store: Arc<dyn JobStore>, config: ManagerConfig) -> Self {
         let (events, _) = broadcast::channel(config.event_capacity.max(16));
+        let (partials, _) = broadcast::channel(config.event_capacity.max(16));
         let lanes = config
             .lanes
             .iter()
@@ -161,6 +162,7 @@ impl QueueManager {
                 announcing: Mutex::new(std::collections::HashSet::new()),
                 announced: Notify::new(),
                 events,
+                partials,
                 life: Mutex::new(Life {
                     state: LifeState::New,
                     shutdown: CancellationToken::new(),
@@ -277,6 +279,13 @@ impl QueueManager {
     /// Subscribes to job events.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// Partial outputs of the jobs running on this node, as their handlers publish them
+    /// ([`JobContext::partials`](crate::JobContext::partials)). Subscribe before enqueueing
+    /// to see every one of a job's.
+    pub fn subscribe_partials(&self) -> broadcast::Receiver<crate::events::PartialOutput> {
+        self.shared.partials.subscribe()
     }
 
     /// Ids of the jobs running on this node (batch children included).

@@ -162,6 +162,18 @@ impl WhisperTranscriber {
     }
 }
 
+/// Empties a callback slot when the run returns, on every path.
+struct EmptyOnDrop(Arc<Mutex<Option<Progress>>>);
+
+impl Drop for EmptyOnDrop {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+}
+
 fn run(
     model: &WhisperModel,
     samples: &[f32],
@@ -205,9 +217,37 @@ fn run(
     // that type keeps the pointer cast inside whisper-rs sound.
     let abort: Box<dyn FnMut() -> bool> = Box::new(move || abort_token.is_cancelled());
     params.set_abort_callback_safe(abort);
-    let p = progress.clone();
+    // whisper-rs never frees the boxed callbacks: they reach the sink through a slot that is
+    // emptied after the run, so a leaked closure holds nothing of the job's.
+    let slot: Arc<Mutex<Option<Progress>>> = Arc::new(Mutex::new(Some(progress.clone())));
+    let _empty_slot_on_return = EmptyOnDrop(slot.clone());
+    let sink = |slot: &Mutex<Option<Progress>>| {
+        slot.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    };
+    let s = slot.clone();
     params.set_progress_callback_safe(move |pct: i32| {
-        p.report(f64::from(pct.clamp(0, 100)) / 100.0, "transcribing");
+        if let Some(p) = sink(&s) {
+            p.report(f64::from(pct.clamp(0, 100)) / 100.0, "transcribing");
+        }
+    });
+    // Each segment as soon as whisper has decoded it (live streaming of the compatible API).
+    let s = slot.clone();
+    params.set_segment_callback_safe_lossy(move |d: whisper_rs::SegmentCallbackData| {
+        let text = d.text.trim();
+        if let Some(p) = sink(&s)
+            && !text.is_empty()
+        {
+            let start_ms = d.start_timestamp * 10;
+            p.segment(&Segment {
+                start_ms,
+                end_ms: (d.end_timestamp * 10).max(start_ms),
+                text: text.to_owned(),
+                words: Vec::new(),
+                stats: None,
+            });
+        }
     });
 
     let gate = model
@@ -220,6 +260,7 @@ fn run(
     let mut state = model.take_state()?;
     let res = state.full(params, samples);
     drop(gate);
+
     if cancel.is_cancelled() {
         // An aborted state is not reused.
         return Err(ProcessorError::Cancelled);
