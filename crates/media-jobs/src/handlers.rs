@@ -98,9 +98,18 @@ async fn load_input<P: crate::spec::OperationParams>(
     svc: &Services,
     job: &OnFile<P>,
 ) -> Result<(FileRecord, PathBuf), JobError> {
+    load_file(svc, &job.profile_id, job.file_id).await
+}
+
+/// A job's input file: its record and its path; `NotFound` once deleted.
+async fn load_file(
+    svc: &Services,
+    profile: &str,
+    file_id: Uuid,
+) -> Result<(FileRecord, PathBuf), JobError> {
     let rec = svc
         .db
-        .get_file(&job.profile_id, job.file_id)
+        .get_file(profile, file_id)
         .await
         .map_err(JobError::internal)?
         .ok_or_else(|| JobError::new("NotFound", "The input file was deleted"))?;
@@ -359,13 +368,7 @@ pub async fn detect_language(
     job: DetectLanguage,
     ctx: JobContext,
 ) -> Result<DetectLanguageOutput, JobError> {
-    let rec = svc
-        .db
-        .get_file(&job.profile_id, job.file_id)
-        .await
-        .map_err(JobError::internal)?
-        .ok_or_else(|| JobError::new("NotFound", "The input file was deleted"))?;
-    let path = svc.file_path(&rec).map_err(job_err)?;
+    let (_, path) = load_file(&svc, &job.profile_id, job.file_id).await?;
     let t = transcriber(&svc)?;
     ctx.progress_reporter().report(0.0, "detecting_language");
     let g = t

@@ -17,7 +17,7 @@ use utoipa::IntoParams;
 
 use super::{
     CompatProfile, DETECT_PRIORITY, Received, WAITING_PRIORITY, parse_bool, pcm_to_wav, read_form,
-    run_job, store_audio, transcript_of, with_job_id,
+    run_job, store_audio, transcript_of, whisper_segment, whisper_words, with_job_id,
 };
 use crate::AppState;
 use crate::error::ApiError;
@@ -107,26 +107,9 @@ fn json_output(language: &str, text: &str, segs: &[Segment]) -> Value {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let st = s.stats.as_ref();
-            let mut v = json!({
-                "id": i,
-                "seek": (s.start_ms / 30_000) * 3000,
-                "start": s.start_ms as f64 / 1000.0,
-                "end": s.end_ms as f64 / 1000.0,
-                "text": s.text,
-                "tokens": st.map(|x| x.tokens.clone()).unwrap_or_default(),
-                "temperature": st.map_or(0.0, |x| x.temperature),
-                "avg_logprob": st.map_or(0.0, |x| x.avg_logprob),
-                "compression_ratio": st.map_or(0.0, |x| x.compression_ratio),
-                "no_speech_prob": st.map_or(0.0, |x| x.no_speech_prob),
-            });
+            let mut v = whisper_segment(i, s);
             if !s.words.is_empty() {
-                v["words"] = json!(
-                    s.words
-                        .iter()
-                        .map(|w| json!({"word": w.text, "start": w.start_ms as f64 / 1000.0, "end": w.end_ms as f64 / 1000.0}))
-                        .collect::<Vec<_>>()
-                );
+                v["words"] = json!(whisper_words(s.words.iter()));
             }
             v
         })

@@ -380,3 +380,35 @@ pub(crate) fn parse_bool(name: &str, v: Option<&str>) -> Result<bool, ApiError> 
         .details(serde_json::json!({ "param": name }))),
     }
 }
+
+/// Seconds, as the whisper APIs write times.
+pub(crate) fn secs(ms: i64) -> f64 {
+    (ms as f64) / 1000.0
+}
+
+/// A segment as whisper's Python API (and so OpenAI's `verbose_json` and
+/// whisper-asr-webservice's `json`) writes it.
+pub(crate) fn whisper_segment(i: usize, s: &Segment) -> serde_json::Value {
+    let st = s.stats.as_ref();
+    serde_json::json!({
+        "id": i,
+        "seek": (s.start_ms / 30_000) * 3000,
+        "start": secs(s.start_ms),
+        "end": secs(s.end_ms),
+        "text": s.text,
+        "tokens": st.map(|x| x.tokens.clone()).unwrap_or_default(),
+        "temperature": st.map_or(0.0, |x| x.temperature),
+        "avg_logprob": st.map_or(0.0, |x| x.avg_logprob),
+        "compression_ratio": st.map_or(0.0, |x| x.compression_ratio),
+        "no_speech_prob": st.map_or(0.0, |x| x.no_speech_prob),
+    })
+}
+
+/// Word timings as whisper writes them: `{"word", "start", "end"}`.
+pub(crate) fn whisper_words<'a>(
+    words: impl Iterator<Item = &'a mediajobs_processor::subtitle::Word>,
+) -> Vec<serde_json::Value> {
+    words
+        .map(|w| serde_json::json!({"word": w.text, "start": secs(w.start_ms), "end": secs(w.end_ms)}))
+        .collect()
+}

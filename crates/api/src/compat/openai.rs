@@ -216,10 +216,6 @@ fn parse_form(st: &AppState, form: &Form, translate: bool) -> Result<Asked, ApiE
     })
 }
 
-fn secs(ms: i64) -> f64 {
-    (ms as f64) / 1000.0
-}
-
 /// OpenAI's `verbose_json`.
 fn verbose_json(
     task: &str,
@@ -233,38 +229,21 @@ fn verbose_json(
     let mut v = json!({
         "task": task,
         "language": language,
-        "duration": secs(duration_ms),
+        "duration": super::secs(duration_ms),
         "text": text,
     });
     if asked.segments {
         let segments: Vec<Value> = segs
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                let st = s.stats.as_ref();
-                json!({
-                    "id": i,
-                    "seek": (s.start_ms / 30_000) * 3000,
-                    "start": secs(s.start_ms),
-                    "end": secs(s.end_ms),
-                    "text": s.text,
-                    "tokens": st.map(|x| x.tokens.clone()).unwrap_or_default(),
-                    "temperature": st.map_or(0.0, |x| x.temperature),
-                    "avg_logprob": st.map_or(0.0, |x| x.avg_logprob),
-                    "compression_ratio": st.map_or(0.0, |x| x.compression_ratio),
-                    "no_speech_prob": st.map_or(0.0, |x| x.no_speech_prob),
-                })
-            })
+            .map(|(i, s)| super::whisper_segment(i, s))
             .collect();
         v["segments"] = json!(segments);
     }
     if asked.words {
-        let words: Vec<Value> = segs
-            .iter()
-            .flat_map(|s| s.words.iter())
-            .map(|w| json!({"word": w.text, "start": secs(w.start_ms), "end": secs(w.end_ms)}))
-            .collect();
-        v["words"] = json!(words);
+        v["words"] = json!(super::whisper_words(
+            segs.iter().flat_map(|s| s.words.iter())
+        ));
     }
     v
 }

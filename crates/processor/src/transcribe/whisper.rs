@@ -111,6 +111,22 @@ impl WhisperModel {
         })
     }
 
+    /// Takes the inference gate (an aborted run still finishing keeps the next one waiting)
+    /// and a decoder state; `Cancelled` if the token fired meanwhile.
+    fn enter(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<(std::sync::MutexGuard<'_, ()>, WhisperState), ProcessorError> {
+        let gate = self
+            .inference
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cancel.is_cancelled() {
+            return Err(ProcessorError::Cancelled);
+        }
+        Ok((gate, self.take_state()?))
+    }
+
     fn give_back(&self, state: WhisperState) {
         if let Ok(mut v) = self.states.lock() {
             v.push(state);
@@ -250,14 +266,7 @@ fn run(
         }
     });
 
-    let gate = model
-        .inference
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if cancel.is_cancelled() {
-        return Err(ProcessorError::Cancelled);
-    }
-    let mut state = model.take_state()?;
+    let (gate, mut state) = model.enter(&cancel)?;
     let res = state.full(params, samples);
     drop(gate);
 
@@ -360,14 +369,7 @@ fn detect(
 ) -> Result<LanguageGuess, ProcessorError> {
     let window = usize::try_from(DETECT_WINDOW_MS * 16).unwrap_or(usize::MAX);
     let head = &samples[..samples.len().min(window)];
-    let gate = model
-        .inference
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if cancel.is_cancelled() {
-        return Err(ProcessorError::Cancelled);
-    }
-    let mut state = model.take_state()?;
+    let (gate, mut state) = model.enter(cancel)?;
     let failed = |e: whisper_rs::WhisperError| {
         ProcessorError::Transcription(format!("language detection failed: {e}"))
     };
