@@ -74,7 +74,8 @@ pub use manager::{
 };
 pub use memory::{MemoryStore, TransitionHook};
 pub use store::{
-    Changed, DEFAULT_MAX_ATTEMPTS, JobStore, LeaseStatus, ProgressUpdate, StoreError, StoreSignal,
+    Changed, Completion, DEFAULT_MAX_ATTEMPTS, JobStore, LeaseStatus, ProgressUpdate, StoreError,
+    StoreSignal,
 };
 
 pub use typed::{

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use crate::job::{Fence, Job, JobError, JobFilter, JobStatus, NewJob, Outcome};
 use crate::rules;
-use crate::store::{Changed, JobStore, LeaseStatus, ProgressUpdate, StoreError, StoreSignal};
+use crate::store::{
+    Changed, Completion, JobStore, LeaseStatus, ProgressUpdate, StoreError, StoreSignal,
+};
 
 /// Called with the job before and after every change made by a [`MemoryStore`]; used by tests
 /// to check transition invariants.
@@ -191,6 +193,24 @@ impl JobStore for MemoryStore {
         drop(st);
         self.signal_available(&[&job]);
         Ok(job)
+    }
+
+    async fn insert_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, StoreError> {
+        let now = self.now();
+        let jobs: Vec<Job> = jobs.into_iter().map(|j| rules::new_job(j, now)).collect();
+        let mut st = self.lock();
+        let mut seen = HashSet::new();
+        for j in &jobs {
+            if st.jobs.contains_key(&j.id) || !seen.insert(j.id) {
+                return Err(StoreError::Conflict(format!("job {} already exists", j.id)));
+            }
+        }
+        for j in &jobs {
+            st.put(j.clone(), &self.hook);
+        }
+        drop(st);
+        self.signal_available(&jobs.iter().collect::<Vec<_>>());
+        Ok(jobs)
     }
 
     async fn insert_batch(
@@ -375,6 +395,21 @@ impl JobStore for MemoryStore {
         rules::complete(&mut j, outcome, completed, now);
         st.put(j.clone(), &self.hook);
         Ok(Some(j))
+    }
+
+    async fn complete_jobs(&self, items: Vec<Completion>) -> Result<Vec<Option<Job>>, StoreError> {
+        let now = self.now();
+        let mut st = self.lock();
+        let mut out = Vec::with_capacity(items.len());
+        for c in items {
+            let done = st.fenced(&c.fence).map(|mut j| {
+                rules::complete(&mut j, c.outcome, c.completed, now);
+                st.put(j.clone(), &self.hook);
+                j
+            });
+            out.push(done);
+        }
+        Ok(out)
     }
 
     async fn interrupt_job(&self, fence: &Fence, requeue: bool) -> Result<Option<Job>, StoreError> {

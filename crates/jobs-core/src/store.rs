@@ -94,6 +94,17 @@ impl Changed {
     }
 }
 
+/// One fenced completion of [`JobStore::complete_jobs`]: what [`JobStore::complete_job`] takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The claim the completion is for.
+    pub fence: Fence,
+    /// How the handler ended.
+    pub outcome: Outcome,
+    /// The `completed` count to record (the job's `total` for a plain job).
+    pub completed: i32,
+}
+
 /// Cross-node signals a store may publish (PostgreSQL `LISTEN/NOTIFY`, or in-process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -139,6 +150,19 @@ pub trait JobStore: Send + Sync + 'static {
         children: Vec<NewJob>,
     ) -> Result<(Job, Vec<Job>), StoreError>;
 
+    /// Inserts several top-level jobs (as [`insert_job`](JobStore::insert_job) each) in one
+    /// transaction: all or none, in the given order (so they are claimed in that order).
+    ///
+    /// The default inserts them one at a time (not atomic); the stores of this workspace
+    /// override it with one transaction.
+    async fn insert_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, StoreError> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            out.push(self.insert_job(j).await?);
+        }
+        Ok(out)
+    }
+
     /// One job.
     async fn get_job(&self, id: Uuid) -> Result<Option<Job>, StoreError>;
 
@@ -161,6 +185,28 @@ pub trait JobStore: Send + Sync + 'static {
         owner: &str,
         lease: Duration,
     ) -> Result<Option<Job>, StoreError>;
+
+    /// Claims up to `max` claimable `queued` jobs of `lane` at once, in claim order (priority,
+    /// then FIFO), each exactly as [`claim_next`](JobStore::claim_next) would. Fewer (or
+    /// none) when fewer are queued. The engine asks for as many as it has free permits.
+    ///
+    /// The default calls `claim_next` up to `max` times; the SQL stores claim in one statement.
+    async fn claim_batch(
+        &self,
+        lane: &str,
+        owner: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            match self.claim_next(lane, owner, lease).await? {
+                Some(j) => out.push(j),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
 
     /// Claims one specific `queued` job (a batch child run by its parent). `None` when it is
     /// not `queued` any more.
@@ -196,6 +242,20 @@ pub trait JobStore: Send + Sync + 'static {
         outcome: Outcome,
         completed: i32,
     ) -> Result<Option<Job>, StoreError>;
+
+    /// Several fenced completions in one transaction: one answer per item, in order, each
+    /// exactly what [`complete_job`](JobStore::complete_job) would answer for it. The items
+    /// are distinct running jobs without a batch (top-level, `total = 1`).
+    ///
+    /// The default completes them one at a time; the SQL stores write them in one transaction
+    /// (one commit, one notification).
+    async fn complete_jobs(&self, items: Vec<Completion>) -> Result<Vec<Option<Job>>, StoreError> {
+        let mut out = Vec::with_capacity(items.len());
+        for c in items {
+            out.push(self.complete_job(&c.fence, c.outcome, c.completed).await?);
+        }
+        Ok(out)
+    }
 
     /// Fenced interruption (restart, shutdown, expired lease): with `requeue` the job goes back
     /// to `queued` (lease cleared, progress reset); otherwise it fails with `Interrupted`.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -198,6 +200,9 @@ impl Database {
             })?;
         }
         let mut cfg = ManagerConfig::<SqliteConn>::default();
+        // No test query on every checkout (the default costs a round trip per statement);
+        // a connection left in a broken transaction is still dropped on return.
+        cfg.recycling_method = RecyclingMethod::Fast;
         cfg.custom_setup = Box::new(|url| {
             let url = url.to_owned();
             async move {
@@ -241,6 +246,11 @@ impl Database {
     ) -> Result<Self, DbError> {
         let tls = crate::tls::wants_tls(url)?;
         let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
+        // `Fast`: no `SELECT 1` round trip on every checkout (the default, which cost one per
+        // store call). A closed connection or a broken transaction is still detected on return
+        // (`is_broken`: `Client::is_closed`) and replaced; a connection that dies idle fails its
+        // next statement, which the engine's fenced writes retry.
+        cfg.recycling_method = RecyclingMethod::Fast;
         if tls {
             let ca = opts.pg_ca_file.clone();
             cfg.custom_setup = Box::new(move |url| {

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cached;
 mod db;
 mod dialect;
 mod error;

@@ -9,7 +9,7 @@ use crate::schema::{files, jobs, profiles, transcripts};
 use crate::types::{Id, Json, Ts};
 
 /// A `jobs` row (every column), used to read and to write back whole jobs.
-#[derive(Queryable, Selectable, Insertable, AsChangeset, Debug, Clone)]
+#[derive(Queryable, QueryableByName, Selectable, Insertable, AsChangeset, Debug, Clone)]
 #[diesel(table_name = jobs)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 #[diesel(treat_none_as_default_value = false, treat_none_as_null = true)]

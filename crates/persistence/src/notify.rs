@@ -22,9 +22,21 @@ use crate::db::{Inner, NOTIFY_CHANNEL};
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub(crate) enum Payload {
-    Jobs { lane: String },
-    Cancel { id: Uuid },
-    Changed { id: Uuid, o: String },
+    Jobs {
+        lane: String,
+    },
+    Cancel {
+        id: Uuid,
+    },
+    Changed {
+        id: Uuid,
+        o: String,
+    },
+    /// Several jobs changed in one statement (the claim sends one of these per claim).
+    ChangedMany {
+        ids: Vec<Uuid>,
+        o: String,
+    },
 }
 
 impl Payload {
@@ -105,6 +117,14 @@ pub(crate) async fn listen(inner: Weak<Inner>, url: String, ca: Option<PathBuf>)
                         continue; // our own change: the local manager already published it
                     }
                     StoreSignal::JobChanged { job_id: id }
+                }
+                Ok(Payload::ChangedMany { ids, o }) => {
+                    if o != inner.instance {
+                        for id in ids {
+                            let _ = inner.signals.send(StoreSignal::JobChanged { job_id: id });
+                        }
+                    }
+                    continue;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, payload = %n.payload, "unknown NOTIFY payload");

@@ -22,8 +22,8 @@ use diesel::{
 };
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use jobs_core::{
-    Changed, Fence, Job, JobError, JobFilter, JobStatus, JobStore, LeaseStatus, NewJob, Outcome,
-    ProgressUpdate, StoreError, StoreSignal, rules,
+    Changed, Completion, Fence, Job, JobError, JobFilter, JobStatus, JobStore, LeaseStatus, NewJob,
+    Outcome, ProgressUpdate, StoreError, StoreSignal, rules,
 };
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -66,7 +66,7 @@ impl Database {
                 let s = match p {
                     Payload::Jobs { lane } => StoreSignal::JobsAvailable { lane: lane.clone() },
                     Payload::Cancel { id } => StoreSignal::CancelRequested { job_id: *id },
-                    Payload::Changed { .. } => continue,
+                    Payload::Changed { .. } | Payload::ChangedMany { .. } => continue,
                 };
                 let _ = self.inner.signals.send(s);
             }
@@ -157,6 +157,33 @@ impl JobStore for Database {
         });
         self.after_commit(&payloads);
         Ok(job)
+    }
+
+    async fn insert_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, StoreError> {
+        let now = self.now();
+        let jobs: Vec<Job> = jobs.into_iter().map(|j| rules::new_job(j, now)).collect();
+        let now = Ts::micros(now);
+        let payloads = Self::available(&jobs.iter().collect::<Vec<_>>());
+        on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                let profiles: BTreeSet<&str> =
+                    jobs.iter().filter_map(|j| j.profile_id.as_deref()).collect();
+                ensure_profiles(c, &profiles, now).await?;
+                // Multi-row INSERTs, well under both backends' bound-parameter limits.
+                for chunk in jobs.chunks(INSERT_CHUNK) {
+                    let rows: Vec<JobRow> = chunk.iter().map(JobRow::from_job).collect();
+                    c.insert_rows(rows)
+                        .await
+                        .map_err(|e| DbError::constraint(e, "job"))?;
+                }
+                c.notify_all(&payloads).await?;
+                Ok(())
+            })
+            .await
+            .map_err(map_insert_conflict)?
+        });
+        self.after_commit(&payloads);
+        Ok(jobs)
     }
 
     async fn insert_batch(
@@ -304,6 +331,35 @@ impl JobStore for Database {
         Ok(row.map(JobRow::into_job).transpose()?)
     }
 
+    async fn claim_batch(
+        &self,
+        lane: &str,
+        owner: &str,
+        lease: Duration,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        if max == 0 {
+            return Ok(vec![]);
+        }
+        let now = self.now();
+        let until = Ts::micros(rules::lease_until(now, lease));
+        let now = Ts::micros(now);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let origin = self.inner.instance.as_str();
+        // One statement (and on PostgreSQL its notification) in one commit.
+        let rows = on_conn!(self, c => {
+            c.claim_rows(lane, owner, until, now, max, origin).await.map_err(DbError::from)?
+        });
+        let mut jobs = to_jobs(rows)?;
+        jobs.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(jobs)
+    }
+
     async fn claim_job(
         &self,
         id: Uuid,
@@ -418,6 +474,52 @@ impl JobStore for Database {
         Ok(self
             .fenced_update(fence, move |j| rules::complete(j, outcome, completed, now))
             .await?)
+    }
+
+    async fn complete_jobs(&self, items: Vec<Completion>) -> Result<Vec<Option<Job>>, StoreError> {
+        if items.is_empty() {
+            return Ok(vec![]);
+        }
+        let now = self.now();
+        let ids: Vec<Id> = items.iter().map(|c| Id(c.fence.job_id)).collect();
+        let me = self;
+        let (done, payloads) = on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                // One lock statement, one pipelined write of every job whose fence matches,
+                // one NOTIFY statement, one commit.
+                let mut rows: std::collections::HashMap<Uuid, JobRow> = c
+                    .lock_jobs(&ids)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.id.0, r))
+                    .collect();
+                let mut done = Vec::with_capacity(items.len());
+                for item in &items {
+                    let job = match rows.remove(&item.fence.job_id) {
+                        Some(row) => {
+                            let mut job = row.into_job()?;
+                            if rules::fence_matches(&job, &item.fence) {
+                                rules::complete(&mut job, item.outcome.clone(), item.completed, now);
+                                Some(job)
+                            } else {
+                                None
+                            }
+                        }
+                        None => None,
+                    };
+                    done.push(job);
+                }
+                let changed: Vec<Job> = done.iter().flatten().cloned().collect();
+                c.write_jobs(&changed).await?;
+                let mut payloads = Self::available(&changed.iter().collect::<Vec<_>>());
+                payloads.extend(changed.iter().map(|j| me.changed(j.id)));
+                c.notify_all(&payloads).await?;
+                Ok((done, payloads))
+            })
+            .await?
+        });
+        self.after_commit(&payloads);
+        Ok(done)
     }
 
     async fn interrupt_job(&self, fence: &Fence, requeue: bool) -> Result<Option<Job>, StoreError> {
@@ -594,6 +696,10 @@ impl JobStore for Database {
         Some(self.inner.signals.subscribe())
     }
 }
+
+/// Rows per multi-row INSERT of `insert_jobs`: 27 columns × 1000 stays below SQLite's 32,766
+/// and PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK: usize = 1000;
 
 /// A duplicate job id is a conflict, as in every store.
 fn map_insert_conflict(e: DbError) -> DbError {

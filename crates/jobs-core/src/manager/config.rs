@@ -70,6 +70,12 @@ pub struct ManagerConfig {
     pub progress_interval: Duration,
     /// Capacity of the event broadcast channel.
     pub event_capacity: usize,
+    /// Most jobs one claim statement takes (default 32); a lane never claims more than it has
+    /// free permits, so no job waits on a busy node. `1` claims one job per statement.
+    pub claim_batch: usize,
+    /// Most completions written in one transaction (default 256). Handlers that end while a
+    /// write is in flight are written together in the next one; a lone job is written at once.
+    pub completion_batch: usize,
 }
 
 impl Default for ManagerConfig {
@@ -91,11 +97,26 @@ impl Default for ManagerConfig {
             cancel_wait: Duration::from_secs(5),
             progress_interval: Duration::from_millis(500),
             event_capacity: 4096,
+            claim_batch: 32,
+            completion_batch: 256,
         }
     }
 }
 
 impl ManagerConfig {
+    /// Sets the most jobs one claim takes (see [`claim_batch`](ManagerConfig::claim_batch)).
+    pub fn claim_batch(mut self, n: usize) -> Self {
+        self.claim_batch = n.max(1);
+        self
+    }
+
+    /// Sets the most completions one write takes (see
+    /// [`completion_batch`](ManagerConfig::completion_batch)).
+    pub fn completion_batch(mut self, n: usize) -> Self {
+        self.completion_batch = n.max(1);
+        self
+    }
+
     /// Sets the node id.
     pub fn node_id(mut self, id: impl Into<String>) -> Self {
         self.node_id = id.into();

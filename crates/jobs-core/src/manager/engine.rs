@@ -52,6 +52,7 @@ pub(super) struct Life {
     pub(super) shutdown: CancellationToken,
     pub(super) heartbeat_stop: CancellationToken,
     pub(super) heartbeat: Option<JoinHandle<()>>,
+    pub(super) completer: Option<JoinHandle<()>>,
 }
 
 pub(super) struct Registered {
@@ -75,6 +76,9 @@ pub(crate) struct Engine {
     pub(super) life: Mutex<Life>,
     pub(super) job_tasks: Mutex<JoinSet<()>>,
     pub(super) bg_tasks: Mutex<JoinSet<()>>,
+    /// The completer's channel while the manager runs (see `completer.rs`).
+    pub(super) completions:
+        Mutex<Option<tokio::sync::mpsc::UnboundedSender<super::completer::CompletionRequest>>>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

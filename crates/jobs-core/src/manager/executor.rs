@@ -17,7 +17,7 @@ use super::engine::{Engine, StopReason, lock, panic_message};
 use crate::context::{BatchTracker, JobContext, ProgressChannel};
 use crate::events::JobEventKind;
 use crate::job::{Fence, Job, JobError, Outcome};
-use crate::store::{DEFAULT_MAX_ATTEMPTS, StoreError};
+use crate::store::{Completion, DEFAULT_MAX_ATTEMPTS, StoreError};
 
 impl Engine {
     pub(super) fn spawn_job(self: &Arc<Self>, job: Job, permit: OwnedSemaphorePermit) {
@@ -42,6 +42,7 @@ impl Engine {
         permit: OwnedSemaphorePermit,
         batch: Option<Arc<BatchTracker>>,
     ) -> Option<Job> {
+        let mut permit = Some(permit);
         let job_id = job.id;
         // Never `Started` before this node's own `Created` for the job.
         self.wait_announced(job_id).await;
@@ -115,11 +116,23 @@ impl Engine {
                 j
             }
             (_, outcome) => {
-                let res = self
-                    .with_retries("store the job's outcome", job_id, || {
+                let plain = batch.is_none() && progress.completed().is_none() && total == 1;
+                let res = if plain {
+                    // The handler is done: its permit goes to the next job while the
+                    // completer writes this outcome together with others.
+                    drop(permit.take());
+                    self.complete_plain(Completion {
+                        fence: fence.clone(),
+                        outcome,
+                        completed,
+                    })
+                    .await
+                } else {
+                    self.with_retries("store the job's outcome", job_id, || {
                         self.store.complete_job(&fence, outcome.clone(), completed)
                     })
-                    .await;
+                    .await
+                };
                 match res {
                     Some(Some(j)) => {
                         self.publish(JobEventKind::Finished, j.clone());
@@ -159,6 +172,21 @@ impl Engine {
         drop(permit);
         self.job_done.notify_waiters();
         final_job
+    }
+
+    /// Writes a plain job's outcome through the completer (batched with others), or directly
+    /// when the completer is closed.
+    async fn complete_plain(&self, completion: Completion) -> Option<Option<Job>> {
+        match self.send_completion(completion) {
+            Ok(rx) => rx.await.ok().flatten(),
+            Err(c) => {
+                self.with_retries("store the job's outcome", c.fence.job_id, || {
+                    self.store
+                        .complete_job(&c.fence, c.outcome.clone(), c.completed)
+                })
+                .await
+            }
+        }
     }
 
     /// Applies the interrupt policy to a job through its fence.

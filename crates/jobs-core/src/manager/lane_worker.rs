@@ -1,5 +1,7 @@
-//! Lane workers: one loop per lane takes a permit, claims the lane's next job and hands it to
-//! the executor; it sleeps until a wake-up (local enqueue or store signal) or the poll interval.
+//! Lane workers: one loop per lane takes a permit (plus every other free one, up to
+//! `claim_batch`), claims that many of the lane's next jobs in one store call and hands each to
+//! the executor with its permit; it sleeps until a wake-up (local enqueue or store signal) or
+//! the poll interval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,14 +24,31 @@ impl Engine {
             if shutdown.is_cancelled() {
                 return;
             }
+            let mut permits = vec![permit];
+            while permits.len() < self.config.claim_batch.max(1) {
+                match lane.sem.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
             match self
                 .store
-                .claim_next(&lane.name, &self.config.node_id, self.config.lease)
+                .claim_batch(
+                    &lane.name,
+                    &self.config.node_id,
+                    self.config.lease,
+                    permits.len(),
+                )
                 .await
             {
-                Ok(Some(job)) => self.spawn_job(job, permit),
-                Ok(None) => {
-                    drop(permit);
+                Ok(jobs) if !jobs.is_empty() => {
+                    // Unused permits go back as `permits` drops.
+                    for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+                        self.spawn_job(job, permit);
+                    }
+                }
+                Ok(_) => {
+                    drop(permits);
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = lane.wake.notified() => {}
@@ -37,7 +56,7 @@ impl Engine {
                     }
                 }
                 Err(e) => {
-                    drop(permit);
+                    drop(permits);
                     tracing::warn!(lane = %lane.name, error = %e, "claim failed; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,

@@ -5,6 +5,7 @@
 //! and writes its outcome), `lane_worker` (claims), `heartbeat` (leases), `maintenance`
 //! (recovery, reaper, orphan sweep) and `signals` (the store's notifications).
 
+mod completer;
 mod config;
 mod engine;
 mod executor;
@@ -133,6 +134,9 @@ impl Drop for QueueManager {
             if let Some(h) = life.heartbeat.take() {
                 h.abort();
             }
+            if let Some(h) = life.completer.take() {
+                h.abort();
+            }
             life.state = LifeState::Stopped;
             drop(life);
             lock(&self.shared.bg_tasks).abort_all();
@@ -168,9 +172,11 @@ impl QueueManager {
                     shutdown: CancellationToken::new(),
                     heartbeat_stop: CancellationToken::new(),
                     heartbeat: None,
+                    completer: None,
                 }),
                 job_tasks: Mutex::new(JoinSet::new()),
                 bg_tasks: Mutex::new(JoinSet::new()),
+                completions: Mutex::new(None),
             }),
         }
     }
@@ -355,6 +361,8 @@ impl QueueManager {
             queued = report.queued,
             "queue manager started"
         );
+        let completer = shared.open_completer();
+        lock(&shared.life).completer = Some(completer);
         {
             let lanes: Vec<Arc<Lane>> = shared
                 .lanes
@@ -434,6 +442,12 @@ impl QueueManager {
         }
         let mut jobs = std::mem::take(&mut *lock(&shared.job_tasks));
         while jobs.join_next().await.is_some() {}
+        // Every executor has its answer: the completer has nothing left to write.
+        shared.close_completer();
+        let completer = lock(&shared.life).completer.take();
+        if let Some(h) = completer {
+            let _ = h.await;
+        }
 
         heartbeat_stop.cancel();
         if let Some(h) = heartbeat {
@@ -475,6 +489,37 @@ impl QueueManager {
         drop(announcing);
         self.shared.wake(&stored.lane);
         Ok(E::handle(stored, &Queue(self.shared.clone())))
+    }
+
+    /// Stores several top-level jobs in one transaction (all or none) and wakes the workers:
+    /// the bulk form of [`enqueue`](QueueManager::enqueue). They are claimed in the given
+    /// order (within a priority).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use jobs_core::{ManagerConfig, MemoryStore, NewJob, QueueManager};
+    ///
+    /// let manager = QueueManager::new(Arc::new(MemoryStore::new()), ManagerConfig::default());
+    /// let jobs = (0..3).map(|n| NewJob::new("thumbnail", serde_json::json!({ "n": n })));
+    /// let stored = manager.enqueue_many(jobs.collect()).await?;
+    /// assert_eq!(stored.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_many(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, ManagerError> {
+        let jobs: Vec<NewJob> = jobs.into_iter().map(|j| self.shared.prepare(j)).collect();
+        let announcing = Announcing::new(&self.shared, jobs.iter().map(|j| j.id).collect());
+        let stored = self.shared.store.insert_jobs(jobs).await?;
+        let mut lanes = std::collections::BTreeSet::new();
+        for j in &stored {
+            self.shared.publish(JobEventKind::Created, j.clone());
+            lanes.insert(j.lane.clone());
+        }
+        drop(announcing);
+        for lane in lanes {
+            self.shared.wake(&lane);
+        }
+        Ok(stored)
     }
 
     /// Stores a batch parent and its children in one transaction and wakes the workers.
