@@ -442,3 +442,195 @@ pub async fn batch_insert_and_claim_rules(store: Arc<dyn JobStore>) {
     assert!(store.insert_batch(parent, vec![k, dup]).await.is_err());
     assert!(store.get_job(parent_id).await.unwrap().is_none());
 }
+
+/// `insert_jobs` stores every job or none, and they are claimed in the given order.
+pub async fn bulk_insert_is_atomic_and_ordered(store: Arc<dyn JobStore>) {
+    let jobs: Vec<NewJob> = (0..5)
+        .map(|i| NewJob::new("t", json!({ "i": i })).profile("bulk"))
+        .collect();
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+    let stored = store.insert_jobs(jobs).await.unwrap();
+    assert_eq!(stored.iter().map(|j| j.id).collect::<Vec<_>>(), ids);
+    for (i, j) in stored.iter().enumerate() {
+        assert_eq!(j.status, JobStatus::Queued);
+        assert_eq!(j.params, json!({ "i": i }));
+        assert_eq!(j.profile_id.as_deref(), Some("bulk"));
+        assert_eq!(store.get_job(j.id).await.unwrap().unwrap().params, j.params);
+    }
+    // A duplicate (of a stored job, or inside the batch) refuses the whole batch.
+    let fresh = nj("t");
+    let fresh_id = fresh.id;
+    let mut dup = nj("t");
+    dup.id = ids[0];
+    assert!(matches!(
+        store.insert_jobs(vec![fresh, dup]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.get_job(fresh_id).await.unwrap().is_none(), "all or none");
+    let twin = nj("t");
+    let mut twin2 = nj("t");
+    twin2.id = twin.id;
+    assert!(matches!(
+        store.insert_jobs(vec![twin, twin2]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.insert_jobs(vec![]).await.unwrap().is_empty());
+    for want in &ids {
+        assert_eq!(claim_one(&store, lanes::IO, "n1").await.id, *want, "FIFO");
+    }
+}
+
+/// `claim_batch` takes at most `max` claimable jobs of its lane, in claim order (priority,
+/// then FIFO), each claimed as `claim_next` would; concurrent batches never share a job.
+pub async fn claim_batch_takes_at_most_max_in_order(store: Arc<dyn JobStore>) {
+    let a = store.insert_job(nj("t")).await.unwrap();
+    let b = store.insert_job(nj("t")).await.unwrap();
+    let urgent = store.insert_job(nj("t").priority(5)).await.unwrap();
+    let c = store.insert_job(nj("t")).await.unwrap();
+    let heavy = store.insert_job(nj_lane("t", lanes::HEAVY)).await.unwrap();
+    // Children of a batch parent are not claimable by lane.
+    let (_parent, kids) = store
+        .insert_batch(nj_lane("b", lanes::HEAVY), vec![nj("t"), nj("t")])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_batch(lanes::IO, "n1", LEASE, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let first = store.claim_batch(lanes::IO, "n1", LEASE, 3).await.unwrap();
+    assert_eq!(
+        first.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![urgent.id, a.id, b.id],
+        "priority, then FIFO"
+    );
+    for j in &first {
+        assert_eq!(j.status, JobStatus::Running);
+        assert_eq!(j.attempts, 1);
+        assert_eq!(j.lease_owner.as_deref(), Some("n1"));
+        assert!(j.lease_expires_at.is_some() && j.started_at.is_some());
+        assert_eq!(
+            store.get_job(j.id).await.unwrap().unwrap().status,
+            JobStatus::Running
+        );
+    }
+    let rest = store.claim_batch(lanes::IO, "n2", LEASE, 10).await.unwrap();
+    assert_eq!(rest.iter().map(|j| j.id).collect::<Vec<_>>(), vec![c.id]);
+    assert!(
+        store
+            .claim_batch(lanes::IO, "n2", LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for k in &kids {
+        assert_eq!(
+            store.get_job(k.id).await.unwrap().unwrap().status,
+            JobStatus::Queued
+        );
+    }
+    assert_eq!(
+        store.get_job(heavy.id).await.unwrap().unwrap().status,
+        JobStatus::Queued,
+        "other lanes untouched"
+    );
+
+    // Concurrent batch claims: every job exactly once.
+    let n = 60;
+    let mut ids = HashSet::new();
+    for _ in 0..n {
+        ids.insert(store.insert_job(nj("t")).await.unwrap().id);
+    }
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = store
+                    .claim_batch(lanes::IO, &format!("w{w}"), LEASE, 4)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                assert!(batch.len() <= 4);
+                got.extend(batch.into_iter().map(|j| j.id));
+            }
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    let unique: HashSet<Uuid> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), n, "every job claimed exactly once");
+    assert_eq!(unique, ids);
+}
+
+/// `complete_jobs` answers each item as `complete_job` would: fenced one by one, a pending
+/// cancel wins over the outcome, and an item whose fence does not match changes nothing.
+pub async fn complete_jobs_is_fenced_per_item(store: Arc<dyn JobStore>) {
+    for _ in 0..4 {
+        store.insert_job(nj("t")).await.unwrap();
+    }
+    let claimed = store.claim_batch(lanes::IO, "n1", LEASE, 4).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    let (a, b, c, d) = (&claimed[0], &claimed[1], &claimed[2], &claimed[3]);
+    store.request_cancel(d.id).await.unwrap();
+    let ok = |v: i64| Outcome::Succeeded(JobResult(json!({ "v": v })));
+    let items = vec![
+        crate::Completion {
+            fence: fence(a),
+            outcome: ok(1),
+            completed: 1,
+        },
+        crate::Completion {
+            fence: Fence {
+                owner: "n2".into(),
+                ..fence(b)
+            },
+            outcome: ok(2),
+            completed: 1,
+        },
+        crate::Completion {
+            fence: fence(c),
+            outcome: Outcome::Failed(JobError::new("Bad", "no")),
+            completed: 1,
+        },
+        crate::Completion {
+            fence: fence(d),
+            outcome: ok(4),
+            completed: 1,
+        },
+    ];
+    let done = store.complete_jobs(items.clone()).await.unwrap();
+    assert_eq!(done.len(), 4);
+    let got_a = done[0].as_ref().expect("a completes");
+    assert_eq!(got_a.status, JobStatus::Succeeded);
+    assert_eq!(got_a.result, Some(json!({ "v": 1 })));
+    assert!(got_a.finished_at.is_some() && got_a.lease_owner.is_none());
+    assert!(done[1].is_none(), "wrong owner: no change");
+    assert_eq!(
+        store.get_job(b.id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+    let got_c = done[2].as_ref().expect("c completes");
+    assert_eq!(got_c.status, JobStatus::Failed);
+    assert_eq!(got_c.error_code.as_deref(), Some("Bad"));
+    let got_d = done[3].as_ref().expect("d completes");
+    assert_eq!(got_d.status, JobStatus::Cancelled, "a pending cancel wins");
+    assert_eq!(got_d.result, Some(json!({ "v": 4 })), "the result is kept");
+    for j in [got_a, got_c, got_d] {
+        let stored = store.get_job(j.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, j.status);
+        assert_eq!(stored.result, j.result);
+    }
+    // Written already: the same items again change nothing.
+    let again = store.complete_jobs(items).await.unwrap();
+    assert_eq!(again.len(), 4);
+    assert!(again.iter().all(Option::is_none));
+    assert!(store.complete_jobs(vec![]).await.unwrap().is_empty());
+}
