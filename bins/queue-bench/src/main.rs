@@ -58,6 +58,7 @@ fn manager(db: &Database, c: usize, probe: Arc<Probe>) -> QueueManager {
         async move {
             if let Some(ts) = job.params.get("ts").and_then(|v| v.as_u64()) {
                 let lat = now_us().saturating_sub(ts);
+
                 probe.latencies_us.lock().await.push(lat);
             }
             let n = probe.done.fetch_add(1, Ordering::SeqCst) + 1;
@@ -190,9 +191,15 @@ async fn run() -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    // One worker thread per core, as the server runs.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // tokio's default runtime (a worker thread per core), as the server runs, unless
+    // QB_THREADS says otherwise.
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("QB_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        rt.worker_threads(n.max(1));
+    }
+    let rt = rt.enable_all().build()?;
     rt.block_on(run())
 }

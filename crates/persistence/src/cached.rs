@@ -36,3 +36,39 @@ impl<Q> QueryId for Cached<Q> {
 impl<Q: Query> Query for Cached<Q> {
     type SqlType = Q::SqlType;
 }
+
+/// PostgreSQL: `WITH w AS (<statement> RETURNING 1) SELECT pg_notify($chan, $payload) FROM w`
+/// — a write and its notification in one statement (so one round trip and, outside a
+/// transaction, one commit). The notification is sent once per row written, so use it for
+/// single-row writes; PostgreSQL folds identical notifications of one transaction into one.
+#[derive(Debug, Clone)]
+pub(crate) struct WithNotify<Q> {
+    pub(crate) write: Q,
+    pub(crate) channel: &'static str,
+    pub(crate) payload: String,
+}
+
+impl<Q: QueryFragment<diesel::pg::Pg>> QueryFragment<diesel::pg::Pg> for WithNotify<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, diesel::pg::Pg>) -> QueryResult<()> {
+        out.push_sql("WITH w AS (");
+        self.write.walk_ast(out.reborrow())?;
+        out.push_sql(" RETURNING 1) SELECT pg_notify(");
+        out.push_bind_param::<diesel::sql_types::Text, _>(self.channel)?;
+        out.push_sql(", ");
+        out.push_bind_param::<diesel::sql_types::Text, _>(&self.payload)?;
+        out.push_sql(") FROM w");
+        Ok(())
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &diesel::pg::Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for WithNotify<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+// Synchronous diesel (SQLite inside `spawn_blocking`) runs only statements marked for it.
+impl<Q, Conn> diesel::RunQueryDsl<Conn> for Cached<Q> {}

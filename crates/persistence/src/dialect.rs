@@ -2,14 +2,15 @@
 //! [`Dialect`] impl for PostgreSQL and one for SQLite. `store.rs` (the `JobStore`) and
 //! `repos.rs` (files, transcripts) both build their transactions on it.
 
+use chrono::{DateTime, Utc};
 use diesel::{
     ExpressionMethods, NullableExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use jobs_core::{Job, JobStatus};
+use jobs_core::{Completion, Job, JobStatus, Outcome, rules};
 use uuid::Uuid;
 
-use crate::cached::Cached;
+use crate::cached::{Cached, WithNotify};
 use crate::db::SqliteConn;
 use crate::error::DbError;
 use crate::models::{JobRow, ProfileRow};
@@ -19,32 +20,108 @@ use crate::types::{Id, Ts};
 
 type QResult<T> = Result<T, diesel::result::Error>;
 
-/// Most jobs one PostgreSQL claim takes: its notification lists every id and must stay under
-/// PostgreSQL's 8,000-byte payload limit (~40 bytes an id).
-const PG_CLAIM_MAX: i64 = 128;
+/// Most jobs one PostgreSQL claim or completion statement takes: its notification lists every
+/// id and must stay under PostgreSQL's 8,000-byte payload limit (~40 bytes an id).
+pub(crate) const PG_BATCH_MAX: usize = 128;
+const PG_CLAIM_MAX: i64 = PG_BATCH_MAX as i64;
 
-/// The PostgreSQL claim (see `claim_rows`). Columns are named as `JobRow`'s fields.
-const PG_CLAIM: &str = "\
-WITH next AS (
-    SELECT id FROM jobs
-    WHERE status = 'queued' AND lane = $1 AND claimable
-    ORDER BY priority DESC, created_at, id
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE jobs j SET status = 'running', attempts = j.attempts + 1, lease_owner = $3,
-        lease_expires_at = $4, started_at = $5, cancel_requested = false, updated_at = $5
-    FROM next WHERE j.id = next.id
-    RETURNING j.id, j.type AS job_type, j.lane, j.status, j.profile_id, j.file_id,
-        j.parent_id, j.claimable, j.params, j.result, j.error, j.error_code, j.error_details,
-        j.progress, j.stage, j.total, j.completed, j.attempts, j.max_attempts, j.priority,
-        j.lease_owner, j.lease_expires_at, j.cancel_requested, j.created_at, j.started_at,
-        j.finished_at, j.updated_at
-), sent AS (
-    SELECT pg_notify($6, json_build_object('k', 'changed_many', 'ids', array_agg(id), 'o', $7)::text)
-    FROM claimed HAVING count(*) > 0
-)
-SELECT * FROM claimed WHERE (SELECT count(*) FROM sent) >= 0";
+// The PostgreSQL hot statements, composed from three pieces so the claim, the completion and
+// the two together share one text of each rule. Columns come back named as `JobRow`'s fields.
+macro_rules! job_columns {
+    () => {
+        "j.id, j.type AS job_type, j.lane, j.status, j.profile_id, j.file_id, j.parent_id, \
+         j.claimable, j.params, j.result, j.error, j.error_code, j.error_details, j.progress, \
+         j.stage, j.total, j.completed, j.attempts, j.max_attempts, j.priority, j.lease_owner, \
+         j.lease_expires_at, j.cancel_requested, j.created_at, j.started_at, j.finished_at, \
+         j.updated_at"
+    };
+}
+
+/// CTEs `next`, `claimed`: pick up to `$max` claimable rows of `$lane` by the claim order
+/// (`FOR UPDATE SKIP LOCKED`, by the claim index) and claim them for `$owner`.
+macro_rules! claim_ctes {
+    ($lane:literal, $max:literal, $owner:literal, $until:literal, $now:literal) => {
+        concat!(
+            "next AS (SELECT id FROM jobs WHERE status = 'queued' AND lane = ",
+            $lane,
+            " AND claimable ORDER BY priority DESC, created_at, id LIMIT ",
+            $max,
+            " FOR UPDATE SKIP LOCKED), claimed AS (UPDATE jobs j SET status = 'running', \
+             attempts = j.attempts + 1, lease_owner = ",
+            $owner,
+            ", lease_expires_at = ",
+            $until,
+            ", started_at = ",
+            $now,
+            ", cancel_requested = false, updated_at = ",
+            $now,
+            " FROM next WHERE j.id = next.id RETURNING ",
+            job_columns!(),
+            ")"
+        )
+    };
+}
+
+/// CTEs `u`, `done`: `jobs_core::rules::complete` in SQL over arrays `$1`..`$9` (id, owner,
+/// attempt, ok, result, error, error_code, error_details, completed), fenced row by row. In
+/// `SET`, `j.*` are the old values. The conformance cases prove it answers as the Rust rules.
+macro_rules! complete_ctes {
+    ($now:literal) => {
+        concat!(
+            "u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::bool[], \
+             $5::jsonb[], $6::text[], $7::text[], $8::jsonb[], $9::int4[]) AS u(id, owner, \
+             attempt, ok, result, error, error_code, error_details, completed)), \
+             done AS (UPDATE jobs j SET lease_owner = NULL, lease_expires_at = NULL, \
+             finished_at = ", $now, ", updated_at = ", $now, ", completed = u.completed, \
+             result = u.result, \
+             status = CASE WHEN j.cancel_requested THEN 'cancelled' WHEN u.ok THEN 'succeeded' \
+             ELSE 'failed' END, \
+             progress = CASE WHEN u.ok AND NOT j.cancel_requested THEN 1.0 ELSE j.progress END, \
+             error = CASE WHEN u.ok OR j.cancel_requested THEN j.error ELSE u.error END, \
+             error_code = CASE WHEN u.ok OR j.cancel_requested THEN j.error_code \
+             ELSE u.error_code END, \
+             error_details = CASE WHEN u.ok OR j.cancel_requested THEN j.error_details \
+             ELSE u.error_details END \
+             FROM u WHERE j.id = u.id AND j.status = 'running' AND j.lease_owner = u.owner \
+             AND j.attempts = u.attempt RETURNING ", job_columns!(), ")"
+        )
+    };
+}
+
+/// CTE `sent`: one `changed_many` notification listing the ids of `$from`, only if any.
+macro_rules! notify_cte {
+    ($chan:literal, $origin:literal, $from:literal) => {
+        concat!(
+            "sent AS (SELECT pg_notify(",
+            $chan,
+            ", json_build_object('k', 'changed_many', \
+             'ids', array_agg(id), 'o', ",
+            $origin,
+            ")::text) FROM ",
+            $from,
+            " HAVING count(*) > 0)"
+        )
+    };
+}
+
+/// The claim (see `claim_rows`). The filter's InitPlan runs once, and only when a row was
+/// claimed.
+const PG_CLAIM: &str = concat!(
+    "WITH ",
+    claim_ctes!("$1", "$2", "$3", "$4", "$5"),
+    ", ",
+    notify_cte!("$6", "$7", "claimed"),
+    " SELECT * FROM claimed WHERE (SELECT count(*) FROM sent) >= 0"
+);
+
+/// The batch completion (see `complete_many`).
+const PG_COMPLETE: &str = concat!(
+    "WITH ",
+    complete_ctes!("$10"),
+    ", ",
+    notify_cte!("$11", "$12", "done"),
+    " SELECT * FROM done WHERE (SELECT count(*) FROM sent) >= 0"
+);
 
 /// The backend-specific statements: row locks, the claim, and NOTIFY; plus the two writes
 /// every transaction shares. Bodies that differ only by the row locks are written once, by
@@ -74,12 +151,19 @@ pub(crate) trait Dialect: AsyncConnection + Send {
         max: i64,
         origin: &str,
     ) -> QResult<Vec<JobRow>>;
-    /// Locks the given jobs, in id order (the order every multi-job lock takes).
-    async fn lock_jobs(&mut self, ids: &[Id]) -> QResult<Vec<JobRow>>;
-    /// Writes back several whole jobs (PostgreSQL pipelines the statements).
-    async fn write_jobs(&mut self, jobs: &[Job]) -> QResult<()>;
+    /// Fenced completions (see `JobStore::complete_jobs`), inside the caller's transaction on
+    /// SQLite; PostgreSQL writes up to [`PG_BATCH_MAX`] of them in one statement that applies
+    /// `rules::complete` in SQL and sends one `changed_many` notification. One answer per item.
+    async fn complete_many(
+        &mut self,
+        items: &[Completion],
+        now: DateTime<Utc>,
+        origin: &str,
+    ) -> Result<Vec<Option<Job>>, DbError>;
     /// Inserts rows (PostgreSQL: one multi-row INSERT).
     async fn insert_rows(&mut self, rows: Vec<JobRow>) -> QResult<()>;
+    /// Inserts one row; PostgreSQL sends `notify` in the same statement.
+    async fn insert_one(&mut self, row: JobRow, notify: Option<&Payload>) -> QResult<()>;
     async fn notify_all(&mut self, payloads: &[Payload]) -> QResult<()>;
 }
 
@@ -178,17 +262,6 @@ macro_rules! common_methods {
                 .await
                 .optional()
         }
-        async fn lock_jobs(&mut self, ids: &[Id]) -> QResult<Vec<JobRow>> {
-            // Cached: PostgreSQL binds the ids as one array (`= ANY($1)`), one SQL text;
-            // SQLite's text grows with the list, so its cache sees a bounded set of lengths.
-            Cached(jobs::table
-                .filter(jobs::id.eq_any(ids))
-                .order(jobs::id.asc())
-                .select(JobRow::as_select())
-                $($lock)*)
-                .load(self)
-                .await
-        }
     };
 }
 
@@ -221,19 +294,39 @@ impl Dialect for AsyncPgConnection {
         .await
     }
 
-    async fn write_jobs(&mut self, jobs: &[Job]) -> QResult<()> {
-        // Sent back to back on the one connection (diesel-async pipelines them): one round
-        // trip for all, not one per job.
-        let conn: &AsyncPgConnection = self;
-        let writes = jobs.iter().map(|job| {
-            let mut c = conn;
-            Cached(
-                diesel::update(jobs::table.filter(jobs::id.eq(Id(job.id))))
-                    .set(JobRow::from_job(job)),
-            )
-            .execute(&mut c)
-        });
-        futures::future::try_join_all(writes).await.map(|_| ())
+    async fn complete_many(
+        &mut self,
+        items: &[Completion],
+        now: DateTime<Utc>,
+        origin: &str,
+    ) -> Result<Vec<Option<Job>>, DbError> {
+        if items.len() <= PG_BATCH_MAX {
+            // One statement, one commit.
+            return pg_complete_chunk(self, items, now, origin).await;
+        }
+        self.transaction::<_, DbError, _>(async |c| {
+            let mut done = Vec::with_capacity(items.len());
+            for chunk in items.chunks(PG_BATCH_MAX) {
+                done.extend(pg_complete_chunk(c, chunk, now, origin).await?);
+            }
+            Ok(done)
+        })
+        .await
+    }
+
+    async fn insert_one(&mut self, row: JobRow, notify: Option<&Payload>) -> QResult<()> {
+        let insert = diesel::insert_into(jobs::table).values(row);
+        match notify {
+            Some(p) => WithNotify {
+                write: insert,
+                channel: crate::db::NOTIFY_CHANNEL,
+                payload: p.to_json(),
+            }
+            .execute(self)
+            .await
+            .map(|_| ()),
+            None => insert.execute(self).await.map(|_| ()),
+        }
     }
 
     async fn insert_rows(&mut self, rows: Vec<JobRow>) -> QResult<()> {
@@ -271,8 +364,147 @@ impl Dialect for AsyncPgConnection {
     }
 }
 
+type PgQuery =
+    diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
+
+/// Binds `$1`..`$9` of [`complete_ctes!`]: the completions as nine arrays.
+fn bind_completions(q: PgQuery, items: &[Completion]) -> PgQuery {
+    use diesel::sql_types::{Array, Bool, Integer, Nullable, Text};
+
+    use crate::types::{DbJson, DbUuid, Json};
+    let mut ids = Vec::with_capacity(items.len());
+    let mut owners = Vec::with_capacity(items.len());
+    let mut attempts = Vec::with_capacity(items.len());
+    let mut oks = Vec::with_capacity(items.len());
+    let mut results: Vec<Option<Json>> = Vec::with_capacity(items.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(items.len());
+    let mut codes: Vec<Option<String>> = Vec::with_capacity(items.len());
+    let mut details: Vec<Option<Json>> = Vec::with_capacity(items.len());
+    let mut completed = Vec::with_capacity(items.len());
+    for c in items {
+        ids.push(Id(c.fence.job_id));
+        owners.push(c.fence.owner.clone());
+        attempts.push(c.fence.attempt);
+        completed.push(c.completed);
+        match &c.outcome {
+            Outcome::Succeeded(r) => {
+                oks.push(true);
+                results.push(Some(Json(r.0.clone())));
+                errors.push(None);
+                codes.push(None);
+                details.push(None);
+            }
+            Outcome::Failed(e) => {
+                oks.push(false);
+                results.push(e.result().cloned().map(Json));
+                errors.push(Some(e.message().to_owned()));
+                codes.push(Some(e.code().to_owned()));
+                details.push(e.details().cloned().map(Json));
+            }
+        }
+    }
+    q.bind::<Array<DbUuid>, _>(ids)
+        .bind::<Array<Text>, _>(owners)
+        .bind::<Array<Integer>, _>(attempts)
+        .bind::<Array<Bool>, _>(oks)
+        .bind::<Array<Nullable<DbJson>>, _>(results)
+        .bind::<Array<Nullable<Text>>, _>(errors)
+        .bind::<Array<Nullable<Text>>, _>(codes)
+        .bind::<Array<Nullable<DbJson>>, _>(details)
+        .bind::<Array<Integer>, _>(completed)
+}
+
+/// The stored jobs answering `items`, in their order (`None`: the fence did not match).
+fn answers(items: &[Completion], rows: Vec<JobRow>) -> Result<Vec<Option<Job>>, DbError> {
+    let mut by_id: std::collections::HashMap<Uuid, Job> = rows
+        .into_iter()
+        .map(|r| r.into_job().map(|j| (j.id, j)))
+        .collect::<Result<_, _>>()?;
+    Ok(items
+        .iter()
+        .map(|c| by_id.remove(&c.fence.job_id))
+        .collect())
+}
+
+async fn pg_complete_chunk(
+    conn: &mut AsyncPgConnection,
+    items: &[Completion],
+    now: DateTime<Utc>,
+    origin: &str,
+) -> Result<Vec<Option<Job>>, DbError> {
+    use diesel::sql_types::Text;
+    let q = bind_completions(diesel::sql_query(PG_COMPLETE).into_boxed(), items)
+        .bind::<crate::types::DbTime, _>(Ts::micros(now))
+        .bind::<Text, _>(crate::db::NOTIFY_CHANNEL)
+        .bind::<Text, _>(origin.to_owned());
+    let rows: Vec<JobRow> = Cached(q).load(conn).await?;
+    answers(items, rows)
+}
+
+/// `complete_many` on the synchronous SQLite connection, inside its transaction.
+fn sqlite_complete(
+    conn: &mut diesel::SqliteConnection,
+    items: &[Completion],
+    now: DateTime<Utc>,
+) -> QResult<Vec<Option<Job>>> {
+    let corrupt = |e: DbError| diesel::result::Error::DeserializationError(Box::new(e));
+    let ids: Vec<Id> = items.iter().map(|i| Id(i.fence.job_id)).collect();
+    let rows: Vec<JobRow> = diesel::RunQueryDsl::load(
+        Cached(
+            jobs::table
+                .filter(jobs::id.eq_any(&ids))
+                .select(JobRow::as_select()),
+        ),
+        conn,
+    )?;
+    let mut rows: std::collections::HashMap<Uuid, JobRow> =
+        rows.into_iter().map(|r| (r.id.0, r)).collect();
+    let mut done = Vec::with_capacity(items.len());
+    for item in items {
+        let job = match rows.remove(&item.fence.job_id) {
+            Some(row) => {
+                let mut job = row.into_job().map_err(corrupt)?;
+                if rules::fence_matches(&job, &item.fence) {
+                    rules::complete(&mut job, item.outcome.clone(), item.completed, now);
+                    diesel::RunQueryDsl::execute(
+                        Cached(
+                            diesel::update(jobs::table.filter(jobs::id.eq(Id(job.id))))
+                                .set(JobRow::from_job(&job)),
+                        ),
+                        conn,
+                    )?;
+                    Some(job)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
+        done.push(job);
+    }
+    Ok(done)
+}
+
 impl Dialect for SqliteConn {
     common_methods!(lock = [], claim_lock = []);
+
+    async fn complete_many(
+        &mut self,
+        items: &[Completion],
+        now: DateTime<Utc>,
+        _origin: &str,
+    ) -> Result<Vec<Option<Job>>, DbError> {
+        // The whole transaction (read the rows, apply the shared rules, write them back, one
+        // commit) in one trip to the blocking pool, not one per statement.
+        let items = items.to_vec();
+        let done = self
+            .spawn_blocking(move |conn| {
+                use diesel::Connection;
+                conn.transaction(|conn| sqlite_complete(conn, &items, now))
+            })
+            .await?;
+        Ok(done)
+    }
 
     async fn claim_rows(
         &mut self,
@@ -303,11 +535,12 @@ impl Dialect for SqliteConn {
             .await
     }
 
-    async fn write_jobs(&mut self, jobs: &[Job]) -> QResult<()> {
-        for job in jobs {
-            self.write_job(job).await?;
-        }
-        Ok(())
+    async fn insert_one(&mut self, row: JobRow, _notify: Option<&Payload>) -> QResult<()> {
+        diesel::insert_into(jobs::table)
+            .values(row)
+            .execute(self)
+            .await
+            .map(|_| ())
     }
 
     async fn insert_rows(&mut self, rows: Vec<JobRow>) -> QResult<()> {

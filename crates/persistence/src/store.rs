@@ -140,20 +140,26 @@ impl JobStore for Database {
         let job = rules::new_job(job, self.now());
         let now = Ts::micros(job.created_at);
         let payloads = Self::available(&[&job]);
+        let row = JobRow::from_job(&job);
         on_conn!(self, c => {
-            c.transaction::<_, DbError, _>(async |c| {
-                let profiles: BTreeSet<&str> = job.profile_id.as_deref().into_iter().collect();
-                ensure_profiles(c, &profiles, now).await?;
-                diesel::insert_into(jobs::table)
-                    .values(JobRow::from_job(&job))
-                    .execute(c)
+            match job.profile_id.as_deref() {
+                // One statement (on PostgreSQL with its notification): one commit.
+                None => c
+                    .insert_one(row, <[Payload]>::first(&payloads))
                     .await
-                    .map_err(|e| DbError::constraint(e, "job"))?;
-                c.notify_all(&payloads).await?;
-                Ok(())
-            })
-            .await
-            .map_err(map_insert_conflict)?
+                    .map_err(|e| DbError::constraint(e, "job"))
+                    .map_err(map_insert_conflict)?,
+                Some(profile) => c
+                    .transaction::<_, DbError, _>(async |c| {
+                        ensure_profiles(c, &BTreeSet::from([profile]), now).await?;
+                        c.insert_one(row, <[Payload]>::first(&payloads))
+                            .await
+                            .map_err(|e| DbError::constraint(e, "job"))?;
+                        Ok(())
+                    })
+                    .await
+                    .map_err(map_insert_conflict)?,
+            }
         });
         self.after_commit(&payloads);
         Ok(job)
@@ -350,14 +356,7 @@ impl JobStore for Database {
         let rows = on_conn!(self, c => {
             c.claim_rows(lane, owner, until, now, max, origin).await.map_err(DbError::from)?
         });
-        let mut jobs = to_jobs(rows)?;
-        jobs.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.created_at.cmp(&b.created_at))
-                .then(a.id.cmp(&b.id))
-        });
-        Ok(jobs)
+        Ok(claim_order(to_jobs(rows)?))
     }
 
     async fn claim_job(
@@ -481,44 +480,8 @@ impl JobStore for Database {
             return Ok(vec![]);
         }
         let now = self.now();
-        let ids: Vec<Id> = items.iter().map(|c| Id(c.fence.job_id)).collect();
-        let me = self;
-        let (done, payloads) = on_conn!(self, c => {
-            c.transaction::<_, DbError, _>(async |c| {
-                // One lock statement, one pipelined write of every job whose fence matches,
-                // one NOTIFY statement, one commit.
-                let mut rows: std::collections::HashMap<Uuid, JobRow> = c
-                    .lock_jobs(&ids)
-                    .await?
-                    .into_iter()
-                    .map(|r| (r.id.0, r))
-                    .collect();
-                let mut done = Vec::with_capacity(items.len());
-                for item in &items {
-                    let job = match rows.remove(&item.fence.job_id) {
-                        Some(row) => {
-                            let mut job = row.into_job()?;
-                            if rules::fence_matches(&job, &item.fence) {
-                                rules::complete(&mut job, item.outcome.clone(), item.completed, now);
-                                Some(job)
-                            } else {
-                                None
-                            }
-                        }
-                        None => None,
-                    };
-                    done.push(job);
-                }
-                let changed: Vec<Job> = done.iter().flatten().cloned().collect();
-                c.write_jobs(&changed).await?;
-                let mut payloads = Self::available(&changed.iter().collect::<Vec<_>>());
-                payloads.extend(changed.iter().map(|j| me.changed(j.id)));
-                c.notify_all(&payloads).await?;
-                Ok((done, payloads))
-            })
-            .await?
-        });
-        self.after_commit(&payloads);
+        let origin = self.inner.instance.as_str();
+        let done = on_conn!(self, c => c.complete_many(&items, now, origin).await?);
         Ok(done)
     }
 
@@ -695,6 +658,17 @@ impl JobStore for Database {
     fn subscribe_signals(&self) -> Option<broadcast::Receiver<StoreSignal>> {
         Some(self.inner.signals.subscribe())
     }
+}
+
+/// Claimed jobs in claim order (priority, then FIFO): one statement returns them unordered.
+fn claim_order(mut jobs: Vec<Job>) -> Vec<Job> {
+    jobs.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.created_at.cmp(&b.created_at))
+            .then(a.id.cmp(&b.id))
+    });
+    jobs
 }
 
 /// Rows per multi-row INSERT of `insert_jobs`: 27 columns × 1000 stays below SQLite's 32,766

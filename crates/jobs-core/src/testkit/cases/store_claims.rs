@@ -466,7 +466,10 @@ pub async fn bulk_insert_is_atomic_and_ordered(store: Arc<dyn JobStore>) {
         store.insert_jobs(vec![fresh, dup]).await,
         Err(StoreError::Conflict(_))
     ));
-    assert!(store.get_job(fresh_id).await.unwrap().is_none(), "all or none");
+    assert!(
+        store.get_job(fresh_id).await.unwrap().is_none(),
+        "all or none"
+    );
     let twin = nj("t");
     let mut twin2 = nj("t");
     twin2.id = twin.id;
