@@ -12,6 +12,8 @@ test:
 bench:
     cargo bench -p jobs-core --bench engine
     cargo bench -p mediajobs-persistence --bench queue -- --jobs 2000
+    # The shared queue bake-off with mediajobs beside the peers (installs them on first use).
+    EXTRA_SYSTEM_NAME=mediajobs EXTRA_SYSTEM_CMD=$PWD/scripts/queue-bench bash ../shared/bakeoff/run.sh
     # Set WHISPER_CLI to compare with whisper.cpp's CLI (docs/benchmarks.md says how).
     cargo bench -p mediajobs-processor --bench media -- --runs 3
 

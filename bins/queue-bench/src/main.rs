@@ -11,6 +11,9 @@
 //!   time until the N-th handler has returned; then stop it and count unfinished jobs.
 //! - `latency`: start the manager, idle 1 s, then submit N jobs one at a time at `RATE`/s, each
 //!   carrying the wall-clock time taken just before the submit; the handler records now − ts.
+//!
+//! Runs on tokio's default runtime (a worker thread per core, as the server does);
+//! `QB_THREADS=n` sets the number of worker threads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
