@@ -3,9 +3,7 @@
 //! `repos.rs` (files, transcripts) both build their transactions on it.
 
 use chrono::{DateTime, Utc};
-use diesel::{
-    ExpressionMethods, NullableExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
-};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use jobs_core::{Completion, Job, JobStatus, Outcome, rules};
 use uuid::Uuid;
@@ -133,13 +131,6 @@ pub(crate) trait Dialect: AsyncConnection + Send {
     async fn lock_job(&mut self, id: Uuid) -> QResult<Option<JobRow>>;
     async fn lock_children(&mut self, parent: Uuid) -> QResult<Vec<JobRow>>;
     async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>>;
-    async fn claim_next_row(
-        &mut self,
-        lane: &str,
-        owner: &str,
-        until: Ts,
-        now: Ts,
-    ) -> QResult<Option<JobRow>>;
     /// Claims up to `max` jobs of `lane` in one statement (unordered: sort them after);
     /// PostgreSQL's statement also sends one `changed_many` notification from `origin`.
     async fn claim_rows(
@@ -183,10 +174,10 @@ macro_rules! claim_set {
 pub(crate) use claim_set;
 
 /// The methods whose bodies are the same on both backends, but for the row locks PostgreSQL
-/// takes (`$lock`: `FOR UPDATE`; `$claim_lock`: `FOR UPDATE SKIP LOCKED`) and SQLite needs
-/// none of (its one connection serializes transactions).
+/// takes (`$lock`: `FOR UPDATE`) and SQLite needs none of (its one connection serializes
+/// transactions).
 macro_rules! common_methods {
-    (lock = [$($lock:tt)*], claim_lock = [$($claim_lock:tt)*]) => {
+    (lock = [$($lock:tt)*]) => {
         async fn write_job(&mut self, job: &Job) -> QResult<()> {
             Cached(diesel::update(jobs::table.filter(jobs::id.eq(Id(job.id))))
                 .set(JobRow::from_job(job)))
@@ -234,39 +225,11 @@ macro_rules! common_methods {
                 .load(self)
                 .await
         }
-        async fn claim_next_row(
-            &mut self,
-            lane: &str,
-            owner: &str,
-            until: Ts,
-            now: Ts,
-        ) -> QResult<Option<JobRow>> {
-            let j2 = diesel::alias!(crate::schema::jobs as j2);
-            let next = j2
-                .select(j2.field(jobs::id))
-                .filter(j2.field(jobs::status).eq(JobStatus::Queued.as_str()))
-                .filter(j2.field(jobs::lane).eq(lane))
-                .filter(j2.field(jobs::claimable).eq(true))
-                .order((
-                    j2.field(jobs::priority).desc(),
-                    j2.field(jobs::created_at).asc(),
-                    j2.field(jobs::id).asc(),
-                ))
-                .limit(1)
-                $($claim_lock)*;
-            diesel::update(jobs::table)
-                .filter(jobs::id.nullable().eq(next.single_value()))
-                .set(claim_set!(owner, until, now))
-                .returning(JobRow::as_returning())
-                .get_result(self)
-                .await
-                .optional()
-        }
     };
 }
 
 impl Dialect for AsyncPgConnection {
-    common_methods!(lock = [.for_update()], claim_lock = [.for_update().skip_locked()]);
+    common_methods!(lock = [.for_update()]);
 
     async fn claim_rows(
         &mut self,
@@ -486,7 +449,7 @@ fn sqlite_complete(
 }
 
 impl Dialect for SqliteConn {
-    common_methods!(lock = [], claim_lock = []);
+    common_methods!(lock = []);
 
     async fn complete_many(
         &mut self,

@@ -323,18 +323,12 @@ impl JobStore for Database {
         owner: &str,
         lease: Duration,
     ) -> Result<Option<Job>, StoreError> {
-        let now = self.now();
-        let until = Ts::micros(rules::lease_until(now, lease));
-        let now = Ts::micros(now);
-        let me = self;
-        let row = on_conn!(self, c => {
-            let row = c.claim_next_row(lane, owner, until, now).await.map_err(DbError::from)?;
-            if let Some(r) = &row {
-                c.notify_all(&[me.changed(r.id.0)]).await.map_err(DbError::from)?;
-            }
-            row
-        });
-        Ok(row.map(JobRow::into_job).transpose()?)
+        // The same statement as a batch claim of one.
+        Ok(self
+            .claim_batch(lane, owner, lease, 1)
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn claim_batch(

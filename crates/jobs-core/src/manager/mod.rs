@@ -601,7 +601,8 @@ impl QueueManager {
         Ok(deleted)
     }
 
-    /// Waits until the job reaches a terminal state and returns it.
+    /// Waits until the job reaches a terminal state and returns it. A backend error (a
+    /// connection the database dropped) is retried for about 4 s before it is returned.
     pub async fn wait_for(&self, id: Uuid) -> Result<Job, ManagerError> {
         self.shared.wait_for(id).await
     }
@@ -615,14 +616,23 @@ impl QueueManager {
 
 impl Engine {
     /// Waits until the job reaches a terminal state and returns it, as the store has it.
+    /// A backend error (a connection the database dropped) is retried for about 4 s before
+    /// it is returned: waiting outlives a reconnect.
     pub(crate) async fn wait_for(&self, id: Uuid) -> Result<Job, ManagerError> {
         let mut rx = self.events.subscribe();
+        let mut failures = 0u32;
         loop {
-            let job = self
-                .store
-                .get_job(id)
-                .await?
-                .ok_or_else(|| ManagerError::job_not_found(id))?;
+            let job = match self.store.get_job(id).await {
+                Ok(job) => job.ok_or_else(|| ManagerError::job_not_found(id))?,
+                Err(StoreError::Backend(e)) if failures < 8 => {
+                    failures += 1;
+                    tracing::warn!(job_id = %id, error = %e, "could not read the job; retrying");
+                    tokio::time::sleep(Duration::from_millis(100) * failures).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            failures = 0;
             if job.status.is_terminal() {
                 return Ok(job);
             }

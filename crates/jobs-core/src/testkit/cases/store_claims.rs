@@ -109,6 +109,12 @@ pub async fn claim_fifo_per_lane(store: Arc<dyn JobStore>) {
 
 /// Concurrent claimers never get the same job.
 pub async fn claim_is_exclusive_under_concurrency(store: Arc<dyn JobStore>) {
+    drain_concurrently(&store, 1).await;
+}
+
+/// Inserts 60 jobs, then six concurrent claimers take them `per_claim` at a time
+/// (`claim_next` for 1, `claim_batch` otherwise) until none is left: each exactly once.
+async fn drain_concurrently(store: &Arc<dyn JobStore>, per_claim: usize) {
     let n = 60;
     let mut ids = HashSet::new();
     for _ in 0..n {
@@ -118,15 +124,24 @@ pub async fn claim_is_exclusive_under_concurrency(store: Arc<dyn JobStore>) {
     for w in 0..6 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
+            let owner = format!("w{w}");
             let mut got = Vec::new();
-            while let Some(j) = store
-                .claim_next(lanes::IO, &format!("w{w}"), LEASE)
-                .await
-                .unwrap()
-            {
-                got.push(j.id);
+            loop {
+                let batch = if per_claim == 1 {
+                    let one = store.claim_next(lanes::IO, &owner, LEASE).await.unwrap();
+                    one.into_iter().collect::<Vec<_>>()
+                } else {
+                    store
+                        .claim_batch(lanes::IO, &owner, LEASE, per_claim)
+                        .await
+                        .unwrap()
+                };
+                if batch.is_empty() {
+                    return got;
+                }
+                assert!(batch.len() <= per_claim);
+                got.extend(batch.into_iter().map(|j| j.id));
             }
-            got
         }));
     }
     let mut claimed = Vec::new();
@@ -541,36 +556,7 @@ pub async fn claim_batch_takes_at_most_max_in_order(store: Arc<dyn JobStore>) {
     );
 
     // Concurrent batch claims: every job exactly once.
-    let n = 60;
-    let mut ids = HashSet::new();
-    for _ in 0..n {
-        ids.insert(store.insert_job(nj("t")).await.unwrap().id);
-    }
-    let mut tasks = Vec::new();
-    for w in 0..6 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            loop {
-                let batch = store
-                    .claim_batch(lanes::IO, &format!("w{w}"), LEASE, 4)
-                    .await
-                    .unwrap();
-                if batch.is_empty() {
-                    return got;
-                }
-                assert!(batch.len() <= 4);
-                got.extend(batch.into_iter().map(|j| j.id));
-            }
-        }));
-    }
-    let mut claimed = Vec::new();
-    for t in tasks {
-        claimed.extend(t.await.unwrap());
-    }
-    let unique: HashSet<Uuid> = claimed.iter().copied().collect();
-    assert_eq!(claimed.len(), n, "every job claimed exactly once");
-    assert_eq!(unique, ids);
+    drain_concurrently(&store, 4).await;
 }
 
 /// `complete_jobs` answers each item as `complete_job` would: fenced one by one, a pending
