@@ -142,9 +142,10 @@ pub(crate) trait Dialect: AsyncConnection + Send {
         max: i64,
         origin: &str,
     ) -> QResult<Vec<JobRow>>;
-    /// Fenced completions (see `JobStore::complete_jobs`), inside the caller's transaction on
-    /// SQLite; PostgreSQL writes up to [`PG_BATCH_MAX`] of them in one statement that applies
-    /// `rules::complete` in SQL and sends one `changed_many` notification. One answer per item.
+    /// Fenced completions (see `JobStore::complete_jobs`), one answer per item. SQLite: one
+    /// transaction applying `rules::complete`, in one trip to the blocking pool. PostgreSQL: up
+    /// to [`PG_BATCH_MAX`] in one statement that applies `rules::complete` in SQL and sends one
+    /// `changed_many` notification (more: one such statement per chunk, in a transaction).
     async fn complete_many(
         &mut self,
         items: &[Completion],
