@@ -248,8 +248,8 @@ impl Database {
         let mut cfg = ManagerConfig::<AsyncPgConnection>::default();
         // `Fast`: no `SELECT 1` round trip on every checkout (the default, which cost one per
         // store call). A closed connection or a broken transaction is still detected on return
-        // (`is_broken`: `Client::is_closed`) and replaced; a connection that dies idle fails its
-        // next statement, which the engine's fenced writes retry.
+        // (`is_broken`: `Client::is_closed`) and replaced; a connection killed a moment before its
+        // checkout fails one statement, which the engine's fenced writes and `wait_for` retry.
         cfg.recycling_method = RecyclingMethod::Fast;
         if tls {
             let ca = opts.pg_ca_file.clone();

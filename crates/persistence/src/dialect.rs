@@ -23,8 +23,8 @@ type QResult<T> = Result<T, diesel::result::Error>;
 pub(crate) const PG_BATCH_MAX: usize = 128;
 const PG_CLAIM_MAX: i64 = PG_BATCH_MAX as i64;
 
-// The PostgreSQL hot statements, composed from three pieces so the claim, the completion and
-// the two together share one text of each rule. Columns come back named as `JobRow`'s fields.
+// The PostgreSQL hot statements, composed from shared pieces (the returned columns, each
+// rule, the notification). Columns come back named as `JobRow`'s fields.
 macro_rules! job_columns {
     () => {
         "j.id, j.type AS job_type, j.lane, j.status, j.profile_id, j.file_id, j.parent_id, \
@@ -303,28 +303,18 @@ impl Dialect for AsyncPgConnection {
 
     async fn notify_all(&mut self, payloads: &[Payload]) -> QResult<()> {
         // One statement for all of them.
-        match payloads {
-            [] => Ok(()),
-            [p] => Cached(
-                diesel::sql_query("SELECT pg_notify($1, $2)")
-                    .bind::<diesel::sql_types::Text, _>(crate::db::NOTIFY_CHANNEL)
-                    .bind::<diesel::sql_types::Text, _>(p.to_json()),
-            )
-            .execute(self)
-            .await
-            .map(|_| ()),
-            many => {
-                let texts: Vec<String> = many.iter().map(Payload::to_json).collect();
-                Cached(
-                    diesel::sql_query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-                        .bind::<diesel::sql_types::Text, _>(crate::db::NOTIFY_CHANNEL)
-                        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(texts),
-                )
-                .execute(self)
-                .await
-                .map(|_| ())
-            }
+        if payloads.is_empty() {
+            return Ok(());
         }
+        let texts: Vec<String> = payloads.iter().map(Payload::to_json).collect();
+        Cached(
+            diesel::sql_query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .bind::<diesel::sql_types::Text, _>(crate::db::NOTIFY_CHANNEL)
+                .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(texts),
+        )
+        .execute(self)
+        .await
+        .map(|_| ())
     }
 }
 

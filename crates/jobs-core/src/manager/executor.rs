@@ -117,21 +117,29 @@ impl Engine {
             }
             (_, outcome) => {
                 let plain = batch.is_none() && progress.completed().is_none() && total == 1;
-                let res = if plain {
+                let completion = Completion {
+                    fence: fence.clone(),
+                    outcome,
+                    completed,
+                };
+                let queued = if plain {
                     // The handler is done: its permit goes to the next job while the
                     // completer writes this outcome together with others.
                     drop(permit.take());
-                    self.complete_plain(Completion {
-                        fence: fence.clone(),
-                        outcome,
-                        completed,
-                    })
-                    .await
+                    self.send_completion(completion)
                 } else {
-                    self.with_retries("store the job's outcome", job_id, || {
-                        self.store.complete_job(&fence, outcome.clone(), completed)
-                    })
-                    .await
+                    Err(completion)
+                };
+                let res = match queued {
+                    Ok(rx) => rx.await.ok().flatten(),
+                    // A batch member, or the completer is closed: write it here.
+                    Err(c) => {
+                        self.with_retries("store the job's outcome", job_id, || {
+                            self.store
+                                .complete_job(&c.fence, c.outcome.clone(), c.completed)
+                        })
+                        .await
+                    }
                 };
                 match res {
                     Some(Some(j)) => {
@@ -172,21 +180,6 @@ impl Engine {
         drop(permit);
         self.job_done.notify_waiters();
         final_job
-    }
-
-    /// Writes a plain job's outcome through the completer (batched with others), or directly
-    /// when the completer is closed.
-    async fn complete_plain(&self, completion: Completion) -> Option<Option<Job>> {
-        match self.send_completion(completion) {
-            Ok(rx) => rx.await.ok().flatten(),
-            Err(c) => {
-                self.with_retries("store the job's outcome", c.fence.job_id, || {
-                    self.store
-                        .complete_job(&c.fence, c.outcome.clone(), c.completed)
-                })
-                .await
-            }
-        }
     }
 
     /// Applies the interrupt policy to a job through its fence.
