@@ -285,8 +285,20 @@ pub async fn file_content(
     ApiQuery(q): ApiQuery<FormatQuery>,
     req: Request,
 ) -> ApiResult<Response> {
+    serve_content(&st, &p, id, q, req).await
+}
+
+/// The content of `profile`'s file `id` (what `/profiles/files/{id}/content` and a signed
+/// link answer).
+pub(crate) async fn serve_content(
+    st: &AppState,
+    p: &str,
+    id: Uuid,
+    q: FormatQuery,
+    req: Request,
+) -> ApiResult<Response> {
     let format = parse_format(q.format.as_deref())?;
-    let rec = find_file(&st, &p, id).await?;
+    let rec = find_file(st, p, id).await?;
     if let Some(fmt) = format {
         if rec.kind != FileKind::Subtitle {
             return Err(ApiError::coded(

@@ -21,9 +21,12 @@ mod error;
 mod extract;
 mod files;
 mod jobs;
+mod links;
 mod metrics;
 mod openapi;
+pub mod options;
 mod requests;
+mod server_info;
 pub mod views;
 
 use std::sync::Arc;
@@ -42,6 +45,7 @@ pub use auth::{CompatProfile, Profile, TokenRule, parse_tokens};
 pub use compat::openai::DEFAULT_MODEL_ALIAS;
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, ApiPath, ApiQuery, OwnedJob};
+pub use links::{FileLink, LINK_TTL_SECS, LinkKey};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 pub use requests::{SubmitBatch, SubmitJob};
@@ -84,6 +88,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Fires when the server shuts down: event streams end so the HTTP server can drain.
     pub shutdown: jobs_core::CancellationToken,
+    /// Signs the file links of `POST /profiles/files/{id}/link`.
+    pub link_key: LinkKey,
 }
 
 /// Liveness.
@@ -120,9 +126,10 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// The router of DESIGN §6.
+/// The router of DESIGN §6, with the web dashboard at `/` (see `mediajobs-dashboard`).
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(mediajobs_dashboard::router())
         .route("/health", get(health))
         .route("/metrics", get(metrics_endpoint))
         .route("/openapi.json", get(openapi_json))
@@ -137,6 +144,9 @@ pub fn router(state: AppState) -> Router {
             get(files::get_file).delete(files::delete_file),
         )
         .route("/profiles/files/{id}/content", get(files::file_content))
+        .route("/profiles/files/{id}/link", post(links::create_link))
+        .route("/links/{ticket}", get(links::follow_link))
+        .route("/server", get(server_info::server_info))
         .route("/profiles/transcripts", get(files::list_transcripts))
         .route(
             "/profiles/transcripts/{id}",

@@ -2,16 +2,22 @@
 
 use utoipa::OpenApi;
 
+use crate::links::FileLink;
+use crate::options::{
+    ConvertOptions, ConvertPreset, GenerateSrtOptions, SubtitleFileFormat, TranscribeOptions,
+};
 use crate::requests::{SubmitBatch, SubmitJob};
+use crate::server_info::{JobTypeInfo, LaneInfo, ServerInfo, TranscriptionInfo};
 use crate::views::{ErrorBody, ErrorEnvelope, FileDeleted, FileView, JobView, TranscriptView};
-use crate::{compat, files, jobs};
+use crate::{compat, files, jobs, links, server_info};
 
 /// The OpenAPI document of the HTTP API.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "mediajobs", description = "Long-running media jobs: transcription, SRT generation, MP4 conversion, LLM subtitle fixing."),
     paths(
-        crate::health,
+        crate::health, server_info::server_info,
+        links::create_link, links::follow_link,
         files::upload, files::list_files, files::get_file, files::file_content, files::delete_file,
         files::list_transcripts, files::get_transcript, files::delete_transcript,
         jobs::submit, jobs::submit_batch, jobs::list, jobs::get, jobs::children, jobs::cancel,
@@ -20,8 +26,10 @@ use crate::{compat, files, jobs};
         compat::openai::list_models, compat::openai::get_model,
         compat::asr::asr, compat::asr::detect_language,
     ),
-    components(schemas(FileView, JobView, TranscriptView, FileDeleted, ErrorEnvelope, ErrorBody, SubmitJob, SubmitBatch)),
-    tags((name = "files"), (name = "transcripts"), (name = "jobs"),
+    components(schemas(FileView, JobView, TranscriptView, FileDeleted, ErrorEnvelope, ErrorBody, SubmitJob, SubmitBatch,
+        FileLink, ServerInfo, LaneInfo, TranscriptionInfo, JobTypeInfo,
+        TranscribeOptions, GenerateSrtOptions, ConvertOptions, SubtitleFileFormat, ConvertPreset)),
+    tags((name = "server", description = "What this server runs"), (name = "files"), (name = "transcripts"), (name = "jobs"),
         (name = "openai", description = "OpenAI's audio API (the official SDKs work against it)"),
         (name = "asr", description = "The whisper-asr-webservice API (Bazarr's Whisper provider, Subgen)"))
 )]

@@ -15,7 +15,8 @@ pub struct SubmitJob {
     pub job_type: String,
     /// The input file.
     pub file_id: Uuid,
-    /// Options of the operation (not for `fix_srt`).
+    /// Options of the operation (not for `fix_srt`): `GenerateSrtOptions`,
+    /// `TranscribeOptions` or `ConvertOptions` (`GET /server` names each type's schema).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub opts: Option<Value>,
@@ -36,7 +37,8 @@ pub struct SubmitBatch {
     pub job_type: String,
     /// The input files, in order (no duplicates, at most 500).
     pub file_ids: Vec<Uuid>,
-    /// Options of the operation (not for `batch_fix_srt`).
+    /// Options of the operation (not for `batch_fix_srt`): `GenerateSrtOptions`,
+    /// `TranscribeOptions` or `ConvertOptions` (`GET /server` names each type's schema).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub opts: Option<Value>,

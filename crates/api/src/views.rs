@@ -88,6 +88,9 @@ pub struct JobView {
     pub parent_id: Option<Uuid>,
     /// The input file.
     pub file_id: Option<Uuid>,
+    /// The job's stored options (its typed spec).
+    #[schema(value_type = Object)]
+    pub params: Value,
     /// The handler's result.
     #[schema(value_type = Object)]
     pub result: Option<Value>,
@@ -124,6 +127,7 @@ impl From<&Job> for JobView {
             completed: j.completed,
             parent_id: j.parent_id,
             file_id: j.file_id,
+            params: j.params.clone(),
             result: j.result.clone(),
             error: j.error.clone(),
             error_code: j.error_code.clone(),

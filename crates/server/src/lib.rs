@@ -238,6 +238,7 @@ impl ServerBuilder {
             }),
             metrics,
             shutdown: shutdown.clone(),
+            link_key: mediajobs_api::LinkKey::random(),
         };
         Ok(Server {
             config: cfg,

@@ -101,6 +101,11 @@ pub trait SubtitleRefiner: Send + Sync {
     /// Checks a `provider:model` selector (at submission).
     fn validate_model(&self, selector: &str) -> Result<(), ProcessorError>;
 
+    /// The provider names a selector may start with, for clients to offer (none by default).
+    fn providers(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Fixes `cues` with the model named by `selector`.
     async fn refine(
         &self,
@@ -286,6 +291,10 @@ impl Run<'_> {
 impl SubtitleRefiner for LlmRefiner {
     fn validate_model(&self, selector: &str) -> Result<(), ProcessorError> {
         self.providers.resolve(selector).map(|_| ())
+    }
+
+    fn providers(&self) -> Vec<String> {
+        self.providers.names()
     }
 
     async fn refine(
