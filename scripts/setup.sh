@@ -18,7 +18,9 @@ if [ "${1:-}" = "--test" ]; then
   # Tests: a real PostgreSQL; gst-launch, espeak-ng and ffprobe to make and check media; curl
   # for the llama-server health check and multipart uploads; python3-venv for the pinned
   # real clients of the compatible APIs (the OpenAI SDK, requests).
-  packages+=(postgresql postgresql-client gstreamer1.0-tools espeak-ng ffmpeg curl python3-venv)
+  # Debian's headless Chromium, its WebDriver and a font drive the dashboard's browser tests.
+  packages+=(postgresql postgresql-client gstreamer1.0-tools espeak-ng ffmpeg curl python3-venv
+             chromium chromium-driver fonts-dejavu-core)
 fi
 
 missing=()

@@ -370,17 +370,33 @@ pub async fn drop_pg_db(name: &str) {
 // ------------------------------------------------------------------ LLM stub
 
 /// An OpenAI-compatible chat server that "fixes" each `#N text` line (capitalizes it, ends it
-/// with a period) after `delay` — or answers prose when the system prompt contains `PROSE`.
-/// Returns its base URL with `/v1`.
+/// with a period) after `delay` — or answers prose when the system prompt contains `PROSE`
+/// (always) or `FLAKY` (for 3 s from the first such request: one job attempt fails, a retry
+/// after that succeeds), and takes two minutes when it contains `SLOW`. Returns its base URL
+/// with `/v1`.
 pub async fn llm_stub(delay: Duration) -> String {
     use axum::Json;
     use axum::routing::post;
+    let flaky_since = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
     let app = axum::Router::new().route(
         "/v1/chat/completions",
-        post(move |Json(body): Json<Value>| async move {
+        post(move |Json(body): Json<Value>| {
+            let flaky_since = flaky_since.clone();
+            async move {
             tokio::time::sleep(delay).await;
+            let sys = body["messages"][0]["content"].as_str().unwrap_or_default();
+            if sys.contains("SLOW") {
+                tokio::time::sleep(Duration::from_secs(120)).await;
+            }
+            let flaky_first = sys.contains("FLAKY")
+                && flaky_since
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(Instant::now)
+                    .elapsed()
+                    < Duration::from_secs(3);
             // A system prompt asking for prose gets prose: an answer the pipeline must reject.
-            if body["messages"][0]["content"].as_str().is_some_and(|m| m.contains("PROSE")) {
+            if sys.contains("PROSE") || flaky_first {
                 return Json(json!({
                     "choices": [{"message": {"role": "assistant", "content": "Sure! Here are your fixed lines."}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 50, "completion_tokens": 7}
@@ -405,6 +421,7 @@ pub async fn llm_stub(delay: Duration) -> String {
                 "choices": [{"message": {"role": "assistant", "content": lines.join("\n")}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 50, "completion_tokens": 20}
             }))
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
