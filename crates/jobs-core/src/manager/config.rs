@@ -76,6 +76,11 @@ pub struct ManagerConfig {
     /// Most completions written in one transaction (default 256). Handlers that end while a
     /// write is in flight are written together in the next one; a lone job is written at once.
     pub completion_batch: usize,
+    /// Lanes whose jobs keep their permit until their outcome is written (default: `heavy`),
+    /// so the store never shows more running jobs of the lane on this node than it has
+    /// permits. In the other lanes the permit goes to the next job as soon as the handler
+    /// returns, while the completer writes the outcome (ADR 013).
+    pub strict_lanes: Vec<String>,
 }
 
 impl Default for ManagerConfig {
@@ -99,6 +104,7 @@ impl Default for ManagerConfig {
             event_capacity: 4096,
             claim_batch: 32,
             completion_batch: 256,
+            strict_lanes: vec![lanes::HEAVY.to_owned()],
         }
     }
 }
@@ -130,6 +136,16 @@ impl ManagerConfig {
         match self.lanes.iter_mut().find(|(n, _)| *n == name) {
             Some(l) => l.1 = permits,
             None => self.lanes.push((name, permits)),
+        }
+        self
+    }
+
+    /// Makes `lane` strict: its jobs keep their permit until their outcome is written (see
+    /// [`strict_lanes`](Self::strict_lanes)).
+    pub fn strict_lane(mut self, lane: impl Into<String>) -> Self {
+        let lane = lane.into();
+        if !self.strict_lanes.contains(&lane) {
+            self.strict_lanes.push(lane);
         }
         self
     }

@@ -44,6 +44,7 @@ impl Engine {
     ) -> Option<Job> {
         let mut permit = Some(permit);
         let job_id = job.id;
+        let lane = job.lane.clone();
         // Never `Started` before this node's own `Created` for the job.
         self.wait_announced(job_id).await;
         self.publish(JobEventKind::Started, job.clone());
@@ -123,9 +124,11 @@ impl Engine {
                     completed,
                 };
                 let queued = if plain {
-                    // The handler is done: its permit goes to the next job while the
-                    // completer writes this outcome together with others.
-                    drop(permit.take());
+                    // The handler is done: outside a strict lane its permit goes to the next
+                    // job while the completer writes this outcome together with others.
+                    if !self.config.strict_lanes.contains(&lane) {
+                        drop(permit.take());
+                    }
                     self.send_completion(completion)
                 } else {
                     Err(completion)
