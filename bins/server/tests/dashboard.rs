@@ -293,9 +293,6 @@ async fn dashboard_runs_every_kind_of_job_live() {
             t0.elapsed() < Duration::from_secs(180),
             "no end; progress seen {seen:?}"
         );
-        if st == "running" && p > 0.0 && p < 1.0 && seen.len() == 3 {
-            b.screenshot("job").await;
-        }
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     assert!(
@@ -463,6 +460,7 @@ async fn dashboard_runs_every_kind_of_job_live() {
         Duration::from_secs(60),
     )
     .await;
+    b.screenshot("job").await;
     let batch = s.wait("alice", &batch_id, Duration::from_secs(5)).await;
     assert_eq!(batch["type"], "batch_fix_srt");
     // The uploaded SRT beside its fixed version, the changed words marked.
@@ -535,6 +533,18 @@ async fn dashboard_runs_every_kind_of_job_live() {
     )
     .await;
     b.screenshot("server").await;
+
+    // On a phone-sized window the page still fits: nothing wider than the viewport.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.go("#/jobs").await;
+    let overflow = b
+        .js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "horizontal overflow {overflow}px"
+    );
+    b.screenshot("phone-jobs").await;
     b.client.close().await.unwrap();
 }
 

@@ -348,7 +348,7 @@ function fillJobRow(tr, j, files, after) {
     h('td', { class: 'opt' }, j.file_id ? fileLabel(files, j.file_id) : ''),
     h('td', {}, statusCell(j)),
     h('td', {}, progressCell(j)),
-    h('td', { class: 'stage small', text: j.stage || '' }),
+    h('td', { class: 'stage small', text: TERMINAL.has(j.status) ? '' : j.stage || '' }),
     h('td', { class: 'eta num small', text: etaText(j) }),
     h('td', { class: 'opt small', text: fmtTime(j.created_at) }),
   ];
@@ -475,12 +475,12 @@ async function jobView(id, signal) {
     ]));
     errorBox.replaceChildren(...(job.error_code ? [h('h2', { text: 'Error' }),
       h('p', { class: 'error', id: 'job-error' }, h('strong', { text: job.error_code }), ': ', job.error || ''),
-      job.error_details ? h('pre', { text: JSON.stringify(job.error_details, null, 2) }) : null] : []));
+      job.error_details ? h('pre', { text: JSON.stringify(job.error_details, null, 2) }) : null].filter(Boolean) : []));
     acts.replaceChildren(...actionButtons(job, (a) => { if (a === 'delete') location.hash = '#/jobs'; else rerender(); }));
     const outs = outputsOf(job);
     resultBox.replaceChildren(...(job.result ? [h('h2', { text: 'Result' }),
       outs.length ? h('p', {}, 'Output: ', outs.map((o) => fileLink(o))) : null,
-      h('pre', { id: 'job-result', text: JSON.stringify(job.result, null, 2) })] : []));
+      h('pre', { id: 'job-result', text: JSON.stringify(job.result, null, 2) })].filter(Boolean) : []));
   };
   main.replaceChildren(head, acts, facts, errorBox, resultBox, childBox);
   render();
@@ -790,7 +790,7 @@ async function previewView(id, q, signal) {
   }
   const cueList = h('ol', { class: 'cues', id: 'cue-list', 'aria-label': 'Cues' });
   const compare = h('section', { id: 'compare' });
-  const subSel = h('select', { id: 'sub-select' }, subs.map((s) => h('option', { value: s.id, text: `${s.name} (${s.origin})`, selected: s.id === q.get('sub') })));
+  const subSel = h('select', { id: 'sub-select' }, subs.map((s) => h('option', { value: s.id, text: `${s.name} (${s.origin})`, selected: s.id === (q.get('sub') || (file.kind === 'subtitle' ? file.id : null)) })));
   let cues = [];
   let current = -1;
   const showSub = async (subId) => {
