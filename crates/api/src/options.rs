@@ -7,38 +7,51 @@
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-/// `opts` of `transcribe` and `batch_transcribe`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // A schema: serde and utoipa read the fields.
-pub struct TranscribeOptions {
-    /// A language code (`en`, `de`, …) or `auto` (default) to detect it.
-    #[schema(example = "auto", pattern = "^(auto|[a-z]{2,3})$")]
-    pub language: Option<String>,
-    /// Beam search width (1 = greedy).
-    #[schema(minimum = 1, maximum = 8)]
-    pub beam_size: Option<u32>,
-    /// Candidates sampled with greedy decoding.
-    #[schema(minimum = 1, maximum = 8)]
-    pub best_of: Option<u32>,
-    /// Sampling temperature (0 = deterministic).
-    #[schema(minimum = 0.0, maximum = 1.0)]
-    pub temperature: Option<f32>,
-    /// Text that primes the decoder (names, spelling).
-    #[schema(max_length = 1000)]
-    pub initial_prompt: Option<String>,
-    /// Segments more likely silent than this are dropped.
-    #[schema(minimum = 0.0, maximum = 1.0)]
-    pub no_speech_threshold: Option<f32>,
-    /// Translate to English instead of transcribing.
-    #[serde(default)]
-    pub translate: bool,
-    /// Include word timings in the result.
-    #[serde(default)]
-    pub word_timestamps: bool,
-    /// Clean the audio first (remove rumble and DC offset, normalize the level).
-    #[serde(default)]
-    pub clean_audio: bool,
+/// Declares an options struct: the transcription options every transcribing type takes, then
+/// the type's own fields.
+macro_rules! transcription_options {
+    ($(#[$meta:meta])* $name:ident { $($own:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)] // A schema: serde and utoipa read the fields.
+        pub struct $name {
+            /// A language code (`en`, `de`, …) or `auto` (default) to detect it.
+            #[schema(example = "auto", pattern = "^(auto|[a-z]{2,3})$")]
+            pub language: Option<String>,
+            /// Beam search width (1 = greedy).
+            #[schema(minimum = 1, maximum = 8)]
+            pub beam_size: Option<u32>,
+            /// Candidates sampled with greedy decoding.
+            #[schema(minimum = 1, maximum = 8)]
+            pub best_of: Option<u32>,
+            /// Sampling temperature (0 = deterministic).
+            #[schema(minimum = 0.0, maximum = 1.0)]
+            pub temperature: Option<f32>,
+            /// Text that primes the decoder (names, spelling).
+            #[schema(max_length = 1000)]
+            pub initial_prompt: Option<String>,
+            /// Segments more likely silent than this are dropped.
+            #[schema(minimum = 0.0, maximum = 1.0)]
+            pub no_speech_threshold: Option<f32>,
+            /// Translate to English instead of transcribing.
+            #[serde(default)]
+            pub translate: bool,
+            /// Include word timings in the result.
+            #[serde(default)]
+            pub word_timestamps: bool,
+            $($own)*
+        }
+    };
+}
+
+transcription_options! {
+    /// `opts` of `transcribe` and `batch_transcribe`.
+    TranscribeOptions {
+        /// Clean the audio first (remove rumble and DC offset, normalize the level).
+        #[serde(default)]
+        pub clean_audio: bool,
+    }
 }
 
 /// The formats `generate_srt` saves.
@@ -51,37 +64,12 @@ pub enum SubtitleFileFormat {
     Vtt,
 }
 
-/// `opts` of `generate_srt` and `batch_generate_srt`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // A schema: serde and utoipa read the fields.
-pub struct GenerateSrtOptions {
-    /// A language code (`en`, `de`, …) or `auto` (default) to detect it.
-    #[schema(example = "auto", pattern = "^(auto|[a-z]{2,3})$")]
-    pub language: Option<String>,
-    /// Beam search width (1 = greedy).
-    #[schema(minimum = 1, maximum = 8)]
-    pub beam_size: Option<u32>,
-    /// Candidates sampled with greedy decoding.
-    #[schema(minimum = 1, maximum = 8)]
-    pub best_of: Option<u32>,
-    /// Sampling temperature (0 = deterministic).
-    #[schema(minimum = 0.0, maximum = 1.0)]
-    pub temperature: Option<f32>,
-    /// Text that primes the decoder (names, spelling).
-    #[schema(max_length = 1000)]
-    pub initial_prompt: Option<String>,
-    /// Segments more likely silent than this are dropped.
-    #[schema(minimum = 0.0, maximum = 1.0)]
-    pub no_speech_threshold: Option<f32>,
-    /// Translate to English instead of transcribing.
-    #[serde(default)]
-    pub translate: bool,
-    /// Include word timings in the result.
-    #[serde(default)]
-    pub word_timestamps: bool,
-    /// The format of the saved file.
-    pub format: Option<SubtitleFileFormat>,
+transcription_options! {
+    /// `opts` of `generate_srt` and `batch_generate_srt`.
+    GenerateSrtOptions {
+        /// The format of the saved file (default `srt`).
+        pub format: Option<SubtitleFileFormat>,
+    }
 }
 
 /// Speed/quality preset of `convert`.
