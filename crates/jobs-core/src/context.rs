@@ -299,6 +299,7 @@ pub struct JobContext {
     pub(crate) token: CancellationToken,
     pub(crate) progress: Arc<ProgressChannel>,
     pub(crate) shared: Arc<Engine>,
+    pub(crate) deadline: Arc<tokio::sync::watch::Sender<Option<tokio::time::Instant>>>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -350,6 +351,22 @@ impl JobContext {
         } else {
             Ok(())
         }
+    }
+
+    /// Gives the job a deadline `timeout` from now (replacing an earlier one). Past it, the
+    /// token fires and the job fails with `Timeout` (terminal: not retried), whatever the
+    /// handler returns after stopping. Handlers derive it from their input (the media jobs:
+    /// the input's duration × this node's measured speed) or take an explicit one.
+    pub fn set_timeout(&self, timeout: std::time::Duration) {
+        let at = tokio::time::Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365));
+        self.deadline.send_replace(Some(at));
+    }
+
+    /// The job's deadline, if one was set.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        *self.deadline.borrow()
     }
 
     /// Reports progress (0.0 ..= 1.0) and the current stage. Call it as often as you like: the

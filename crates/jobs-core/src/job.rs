@@ -149,6 +149,25 @@ pub struct Job {
     /// Never preempts a running job.
     #[serde(default)]
     pub priority: i16,
+    /// Not claimable before this time: the submission time, a scheduled time (`run_at`,
+    /// `delay`), or the end of the backoff after a retryable failure. Within a priority,
+    /// jobs are claimed in `run_at` order (FIFO for jobs that were never delayed).
+    pub run_at: DateTime<Utc>,
+    /// The error of the latest failed attempt, kept when a retryable failure re-queued the job
+    /// (`error` stays empty until the job fails for good).
+    #[serde(default)]
+    pub last_error: Option<AttemptError>,
+    /// While this job is `queued` or `running`, no other job with the same key can be
+    /// inserted: [`JobStore::insert_job`](crate::JobStore::insert_job) returns this one.
+    #[serde(default)]
+    pub unique_key: Option<String>,
+    /// A key under which a succeeded job's result may be reused by a later identical job
+    /// (see [`JobStore::find_reusable`](crate::JobStore::find_reusable)).
+    #[serde(default)]
+    pub dedupe_key: Option<String>,
+    /// The completion webhook of this job and the state of its delivery.
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
     /// The node holding the lease while running.
     pub lease_owner: Option<String>,
     /// When the lease runs out unless renewed.
@@ -182,6 +201,133 @@ impl Job {
     pub fn is_child(&self) -> bool {
         self.parent_id.is_some()
     }
+
+    /// When a `queued` job becomes claimable, if that is later than `now` (a scheduled job,
+    /// or one backing off after a retryable failure).
+    pub fn next_run_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (self.status == JobStatus::Queued && self.run_at > now).then_some(self.run_at)
+    }
+}
+
+/// The error of one failed attempt (see [`Job::last_error`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// The attempt that failed (1-based).
+    pub attempt: i32,
+    /// Stable error code.
+    pub code: String,
+    /// Human readable message.
+    pub message: String,
+    /// Structured details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    /// Whether the error was retryable (the job was re-queued if attempts were left).
+    pub retryable: bool,
+    /// When the attempt failed.
+    pub at: DateTime<Utc>,
+}
+
+/// Where a job's completion webhook stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    /// The job has not reached a terminal state yet.
+    Waiting,
+    /// A terminal state is waiting to be delivered (or redelivered after a failure).
+    Pending,
+    /// The latest terminal state was delivered (the receiver answered 2xx).
+    Delivered,
+    /// Every delivery of the latest terminal state failed for the whole retry window.
+    Failed,
+}
+
+impl WebhookStatus {
+    /// The stable lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookStatus::Waiting => "waiting",
+            WebhookStatus::Pending => "pending",
+            WebhookStatus::Delivered => "delivered",
+            WebhookStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A job's completion webhook: the URL, and the delivery state of its latest terminal state.
+///
+/// Each time the job reaches a terminal state (`succeeded`, `failed`, `cancelled`) the store
+/// marks the webhook `pending` in the same write, so a delivery is never lost between the end
+/// of a job and its notification; a delivery service claims pending webhooks
+/// ([`JobStore::claim_webhooks`](crate::JobStore::claim_webhooks)) and records each try
+/// ([`JobStore::record_webhook`](crate::JobStore::record_webhook)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    /// Where the notification is POSTed.
+    pub url: String,
+    /// Delivery state.
+    pub status: WebhookStatus,
+    /// Terminal states so far; with the job id, the stable id of a delivery
+    /// ([`Webhook::delivery_id`]).
+    #[serde(default)]
+    pub seq: i32,
+    /// The terminal status being delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<JobStatus>,
+    /// When the terminal state being delivered was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_at: Option<DateTime<Utc>>,
+    /// Delivery tries of the current event.
+    #[serde(default)]
+    pub attempts: i32,
+    /// When the next try is due (unix microseconds; a claim pushes it forward by a lease).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_us: Option<i64>,
+    /// Why the latest try failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the current event was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+impl Webhook {
+    /// A webhook to `url` that waits for the job to end.
+    pub fn new(url: impl Into<String>) -> Self {
+        Webhook {
+            url: url.into(),
+            status: WebhookStatus::Waiting,
+            seq: 0,
+            event: None,
+            event_at: None,
+            attempts: 0,
+            due_us: None,
+            last_error: None,
+            delivered_at: None,
+        }
+    }
+
+    /// The stable id of the current delivery (`<job id>.<seq>`): the same for every try of
+    /// one terminal state, so receivers can drop duplicates.
+    pub fn delivery_id(&self, job_id: Uuid) -> String {
+        format!("{job_id}.{}", self.seq)
+    }
+
+    /// When the next try is due.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        self.due_us.and_then(DateTime::<Utc>::from_timestamp_micros)
+    }
+}
+
+/// What a delivery try of a webhook came to (see
+/// [`JobStore::record_webhook`](crate::JobStore::record_webhook)).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookAttempt {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// The try failed; try again at the given time.
+    RetryAt(DateTime<Utc>, String),
+    /// The try failed and the retry window is over.
+    GaveUp(String),
 }
 
 /// Proof that a node holds a job's lease for one attempt. Writes made with a fence apply only
@@ -224,6 +370,14 @@ pub struct NewJob {
     pub max_attempts: Option<i32>,
     /// Claim order within its lane (default 0; higher first, FIFO among equals).
     pub priority: i16,
+    /// Not claimable before this time (default: at once).
+    pub run_at: Option<DateTime<Utc>>,
+    /// At most one active job per key (see [`Job::unique_key`]).
+    pub unique_key: Option<String>,
+    /// Reuse key of the result (see [`Job::dedupe_key`]).
+    pub dedupe_key: Option<String>,
+    /// Completion webhook URL (see [`Webhook`]).
+    pub webhook_url: Option<String>,
 }
 
 impl NewJob {
@@ -238,6 +392,10 @@ impl NewJob {
             params,
             max_attempts: None,
             priority: 0,
+            run_at: None,
+            unique_key: None,
+            dedupe_key: None,
+            webhook_url: None,
         }
     }
 
@@ -274,6 +432,43 @@ impl NewJob {
     /// ```
     pub fn priority(mut self, p: i16) -> Self {
         self.priority = p;
+        self
+    }
+
+    /// Schedules the job: it is not claimed before `at`.
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    /// Delays the job by `delay` from now.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let later = jobs_core::NewJob::new("report", serde_json::json!({})).delay(Duration::from_secs(60));
+    /// assert!(later.run_at.unwrap() > chrono::Utc::now());
+    /// ```
+    pub fn delay(mut self, delay: std::time::Duration) -> Self {
+        self.run_at = Some(crate::rules::lease_until(Utc::now(), delay));
+        self
+    }
+
+    /// Makes the job unique by `key` while it is active: inserting another job with the same
+    /// key returns this one instead.
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
+    }
+
+    /// Sets the key under which its result may be reused.
+    pub fn dedupe_key(mut self, key: impl Into<String>) -> Self {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+
+    /// Asks for a completion webhook to `url`.
+    pub fn webhook(mut self, url: impl Into<String>) -> Self {
+        self.webhook_url = Some(url.into());
         self
     }
 }
@@ -323,6 +518,8 @@ pub mod codes {
     pub const BATCH_FAILED: &str = ErrorCode::BatchFailed.as_str();
     /// The job was cancelled.
     pub const CANCELLED: &str = ErrorCode::Cancelled.as_str();
+    /// The job ran past its deadline.
+    pub const TIMEOUT: &str = ErrorCode::Timeout.as_str();
 }
 
 /// The message of every [`JobError::internal`] error; the raw error is only logged.
@@ -358,6 +555,7 @@ struct ErrorInner {
     message: String,
     details: Option<Value>,
     result: Option<Value>,
+    retryable: bool,
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -390,8 +588,32 @@ impl JobError {
             message: message.into(),
             details: None,
             result: None,
+            retryable: false,
             source: None,
         }))
+    }
+
+    /// A retryable domain error (a timeout, a 429 or 5xx from a provider, a transient storage
+    /// error): the job is re-queued with backoff while it has attempts left.
+    ///
+    /// ```
+    /// let e = jobs_core::JobError::retryable("ProviderUnavailable", "503 from the provider");
+    /// assert!(e.is_retryable());
+    /// assert!(!jobs_core::JobError::new("MediaDecode", "bad input").is_retryable());
+    /// ```
+    pub fn retryable(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Self::new(code, message).with_retryable(true)
+    }
+
+    /// Marks the error retryable (or not).
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.0.retryable = retryable;
+        self
+    }
+
+    /// `true` when a new attempt may succeed (see [`JobError::retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        self.0.retryable
     }
 
     /// Wraps an unexpected error: code `ServerError`, message `An Unexpected Error Occurred`.
@@ -405,6 +627,7 @@ impl JobError {
             message: UNEXPECTED_MESSAGE.to_owned(),
             details: None,
             result: None,
+            retryable: false,
             source: Some(Arc::new(err)),
         }))
     }
@@ -527,6 +750,14 @@ pub enum Outcome {
     Succeeded(JobResult),
     /// The handler failed.
     Failed(JobError),
+    /// The handler failed with a retryable error and attempts are left: back to `queued`, not
+    /// claimable before `delay` has passed by the store's clock (a pending cancel still wins).
+    Retry {
+        /// The error of this attempt (stored in [`Job::last_error`]).
+        error: JobError,
+        /// The backoff before the next attempt.
+        delay: std::time::Duration,
+    },
 }
 
 /// Which jobs [`JobStore::list_jobs`](crate::JobStore::list_jobs) returns. Results are

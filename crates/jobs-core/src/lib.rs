@@ -66,11 +66,13 @@ pub use context::{JobContext, ProgressReporter};
 pub use events::{JobEvent, JobEventKind, PartialOutput, PartialSender};
 pub use handler::JobHandler;
 pub use job::{
-    BatchResult, Fence, INTERRUPTED_MESSAGE, Job, JobError, JobFilter, JobResult, JobStatus,
-    NewJob, Outcome, UNEXPECTED_MESSAGE, UnknownStatus, codes, lanes,
+    AttemptError, BatchResult, Fence, INTERRUPTED_MESSAGE, Job, JobError, JobFilter, JobResult,
+    JobStatus, NewJob, Outcome, UNEXPECTED_MESSAGE, UnknownStatus, Webhook, WebhookAttempt,
+    WebhookStatus, codes, lanes,
 };
 pub use manager::{
-    InterruptPolicy, LaneUsage, ManagerConfig, ManagerError, QueueManager, RecoveryReport,
+    InterruptPolicy, LaneUsage, ManagerConfig, ManagerError, PruneHook, QueueManager,
+    RecoveryReport, RetryPolicy, WebhookSendError, WebhookSender,
 };
 pub use memory::{MemoryStore, TransitionHook};
 pub use store::{

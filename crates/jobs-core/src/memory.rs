@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::job::{Fence, Job, JobError, JobFilter, JobStatus, NewJob, Outcome};
+use crate::job::{Fence, Job, JobError, JobFilter, JobStatus, NewJob, Outcome, WebhookAttempt};
 use crate::rules;
 use crate::store::{
     Changed, Completion, JobStore, LeaseStatus, ProgressUpdate, StoreError, StoreSignal,
@@ -43,7 +43,7 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct State {
     jobs: HashMap<Uuid, Job>,
-    /// Claimable queued jobs per lane: highest priority first, then FIFO by (created_at, id).
+    /// Claimable queued jobs per lane: highest priority first, then by (run_at, id).
     queues: HashMap<String, BTreeSet<QueueKey>>,
     /// Children of each parent in submit order.
     children: HashMap<Uuid, Vec<Uuid>>,
@@ -65,7 +65,7 @@ impl std::fmt::Debug for MemoryStore {
 type QueueKey = (std::cmp::Reverse<i16>, DateTime<Utc>, Uuid);
 
 fn queue_key(job: &Job) -> QueueKey {
-    (std::cmp::Reverse(job.priority), job.created_at, job.id)
+    (std::cmp::Reverse(job.priority), job.run_at, job.id)
 }
 
 fn claimable_queued(job: &Job) -> bool {
@@ -169,6 +169,44 @@ impl State {
             .unwrap_or_default()
     }
 
+    /// The first due job of `lane` in claim order: within each priority the keys are in
+    /// `run_at` order, so only the not-yet-due tail of each priority is skipped.
+    fn next_due(&self, lane: &str, now: DateTime<Utc>) -> Option<Uuid> {
+        let q = self.queues.get(lane)?;
+        let mut skip: Option<i16> = None;
+        for &(std::cmp::Reverse(p), at, id) in q {
+            if skip == Some(p) {
+                continue;
+            }
+            if at <= now {
+                return Some(id);
+            }
+            skip = Some(p);
+        }
+        None
+    }
+
+    /// The active job holding `key`, if any.
+    fn active_with_key(&self, key: &str) -> Option<Job> {
+        self.jobs
+            .values()
+            .find(|j| j.status.is_active() && j.unique_key.as_deref() == Some(key))
+            .cloned()
+    }
+
+    fn remove(&mut self, id: Uuid, hook: &Option<TransitionHook>) {
+        if let Some(j) = self.jobs.remove(&id) {
+            if claimable_queued(&j)
+                && let Some(q) = self.queues.get_mut(&j.lane)
+            {
+                q.remove(&queue_key(&j));
+            }
+            if let Some(h) = hook {
+                h(Some(&j), None);
+            }
+        }
+    }
+
     /// The job if `fence` still holds.
     fn fenced(&self, fence: &Fence) -> Option<Job> {
         self.jobs
@@ -183,6 +221,9 @@ impl JobStore for MemoryStore {
     async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError> {
         let job = rules::new_job(job, self.now());
         let mut st = self.lock();
+        if let Some(existing) = job.unique_key.as_deref().and_then(|k| st.active_with_key(k)) {
+            return Ok(existing);
+        }
         if st.jobs.contains_key(&job.id) {
             return Err(StoreError::Conflict(format!(
                 "job {} already exists",
@@ -197,6 +238,9 @@ impl JobStore for MemoryStore {
 
     async fn insert_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, StoreError> {
         let now = self.now();
+        if jobs.iter().any(|j| j.unique_key.is_some()) {
+            return Err(StoreError::unique_in_bulk());
+        }
         let jobs: Vec<Job> = jobs.into_iter().map(|j| rules::new_job(j, now)).collect();
         let mut st = self.lock();
         let mut seen = HashSet::new();
@@ -310,7 +354,7 @@ impl JobStore for MemoryStore {
     ) -> Result<Option<Job>, StoreError> {
         let now = self.now();
         let mut st = self.lock();
-        let Some(&(_, _, id)) = st.queues.get(lane).and_then(|q| q.first()) else {
+        let Some(id) = st.next_due(lane, now) else {
             return Ok(None);
         };
         let Some(mut job) = st.get(id) else {
@@ -394,6 +438,8 @@ impl JobStore for MemoryStore {
         };
         rules::complete(&mut j, outcome, completed, now);
         st.put(j.clone(), &self.hook);
+        drop(st);
+        self.signal_available(&[&j]);
         Ok(Some(j))
     }
 
@@ -409,6 +455,8 @@ impl JobStore for MemoryStore {
             });
             out.push(done);
         }
+        drop(st);
+        self.signal_available(&out.iter().flatten().collect::<Vec<_>>());
         Ok(out)
     }
 
@@ -539,6 +587,91 @@ impl JobStore for MemoryStore {
             list.retain(|c| *c != id);
         }
         Ok(deleted)
+    }
+
+    async fn next_run_at(&self, lane: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = self.now();
+        let st = self.lock();
+        Ok(st
+            .queues
+            .get(lane)
+            .into_iter()
+            .flatten()
+            .map(|k| k.1)
+            .filter(|at| *at > now)
+            .min())
+    }
+
+    async fn find_reusable(&self, dedupe_key: &str) -> Result<Option<Job>, StoreError> {
+        let st = self.lock();
+        Ok(st
+            .jobs
+            .values()
+            .filter(|j| {
+                j.status == JobStatus::Succeeded && j.dedupe_key.as_deref() == Some(dedupe_key)
+            })
+            .max_by_key(|j| (j.finished_at, j.id))
+            .cloned())
+    }
+
+    async fn prune_finished(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut st = self.lock();
+        let mut old: Vec<Job> = st
+            .jobs
+            .values()
+            .filter(|j| rules::prunable(j, before))
+            .cloned()
+            .collect();
+        old.sort_by_key(|j| (j.finished_at, j.id));
+        old.truncate(limit);
+        for j in &old {
+            for k in st.children.remove(&j.id).unwrap_or_default() {
+                st.remove(k, &self.hook);
+            }
+            st.remove(j.id, &self.hook);
+        }
+        Ok(old)
+    }
+
+    async fn claim_webhooks(&self, lease: Duration, max: usize) -> Result<Vec<Job>, StoreError> {
+        let now = self.now();
+        let mut st = self.lock();
+        let mut due: Vec<Job> = st
+            .jobs
+            .values()
+            .filter(|j| rules::webhook_due(j, now))
+            .cloned()
+            .collect();
+        due.sort_by_key(|j| (j.webhook.as_ref().and_then(|w| w.due_us), j.id));
+        due.truncate(max);
+        for j in &mut due {
+            rules::claim_webhook(j, lease, now);
+            st.put(j.clone(), &self.hook);
+        }
+        Ok(due)
+    }
+
+    async fn record_webhook(
+        &self,
+        job_id: Uuid,
+        seq: i32,
+        attempt: WebhookAttempt,
+    ) -> Result<Option<Job>, StoreError> {
+        let now = self.now();
+        let mut st = self.lock();
+        let Some(mut j) = st.get(job_id) else {
+            return Ok(None);
+        };
+        if !rules::record_webhook(&mut j, seq, &attempt, now) {
+            return Ok(None);
+        }
+        j.updated_at = now;
+        st.put(j.clone(), &self.hook);
+        Ok(Some(j))
     }
 
     fn subscribe_signals(&self) -> Option<broadcast::Receiver<StoreSignal>> {

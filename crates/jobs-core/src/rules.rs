@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::job::{BatchResult, Fence, Job, JobError, JobStatus, NewJob, Outcome, lanes};
+use crate::job::{
+    AttemptError, BatchResult, Fence, Job, JobError, JobStatus, NewJob, Outcome, Webhook,
+    WebhookAttempt, WebhookStatus, lanes,
+};
 use crate::store::{DEFAULT_MAX_ATTEMPTS, StoreError};
 
 fn delta(d: Duration) -> chrono::TimeDelta {
@@ -44,6 +47,12 @@ pub fn new_job(nj: NewJob, now: DateTime<Utc>) -> Job {
         attempts: 0,
         max_attempts: nj.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1),
         priority: nj.priority,
+        // Never in the past: FIFO by `run_at` stays FIFO by submission.
+        run_at: nj.run_at.map_or(now, |t| t.max(now)),
+        last_error: None,
+        unique_key: nj.unique_key,
+        dedupe_key: nj.dedupe_key,
+        webhook: nj.webhook_url.map(Webhook::new),
         lease_owner: None,
         lease_expires_at: None,
         cancel_requested: false,
@@ -93,12 +102,25 @@ pub fn claim(job: &mut Job, owner: &str, lease: Duration, now: DateTime<Utc>) {
     job.updated_at = now;
 }
 
-/// The fenced completion rule: a pending cancel wins (a success's result is still kept).
+/// The fenced completion rule: a pending cancel wins (a success's result is still kept). A
+/// [`Outcome::Retry`] re-queues the job, claimable from its `at`, with the error in
+/// `last_error`.
 pub fn complete(job: &mut Job, outcome: Outcome, completed: i32, now: DateTime<Utc>) {
     job.lease_owner = None;
     job.lease_expires_at = None;
-    job.finished_at = Some(now);
     job.updated_at = now;
+    if let Outcome::Retry { error, delay } = &outcome {
+        job.last_error = Some(attempt_error(job, error, now));
+        if !job.cancel_requested {
+            job.status = JobStatus::Queued;
+            job.run_at = lease_until(now, *delay);
+            job.progress = 0.0;
+            job.stage = None;
+            job.result = None;
+            return;
+        }
+    }
+    job.finished_at = Some(now);
     job.completed = completed;
     match outcome {
         Outcome::Succeeded(r) => {
@@ -110,16 +132,105 @@ pub fn complete(job: &mut Job, outcome: Outcome, completed: i32, now: DateTime<U
                 job.progress = 1.0;
             }
         }
-        Outcome::Failed(e) => {
+        Outcome::Failed(e) | Outcome::Retry { error: e, .. } => {
             job.result = e.result().cloned();
             if job.cancel_requested {
                 job.status = JobStatus::Cancelled;
             } else {
+                job.last_error = Some(attempt_error(job, &e, now));
                 set_error(job, &e);
                 job.status = JobStatus::Failed;
             }
         }
     }
+    ended(job, now);
+}
+
+fn attempt_error(job: &Job, e: &JobError, now: DateTime<Utc>) -> AttemptError {
+    AttemptError {
+        attempt: job.attempts,
+        code: e.code().to_owned(),
+        message: e.message().to_owned(),
+        details: e.details().cloned(),
+        retryable: e.is_retryable(),
+        at: now,
+    }
+}
+
+/// Called after every transition that may have made `job` terminal: a job with a webhook
+/// gets its new terminal state marked for delivery in the same write (the store's outbox).
+pub fn ended(job: &mut Job, now: DateTime<Utc>) {
+    if !job.status.is_terminal() {
+        return;
+    }
+    if let Some(w) = job.webhook.as_mut() {
+        w.status = WebhookStatus::Pending;
+        w.seq += 1;
+        w.event = Some(job.status);
+        w.event_at = Some(now);
+        w.attempts = 0;
+        w.due_us = Some(now.timestamp_micros());
+        w.last_error = None;
+        w.delivered_at = None;
+    }
+}
+
+/// `true` when the job's webhook has a delivery due at `now`.
+pub fn webhook_due(job: &Job, now: DateTime<Utc>) -> bool {
+    job.webhook.as_ref().is_some_and(|w| {
+        w.status == WebhookStatus::Pending && w.due_us.is_some_and(|d| d <= now.timestamp_micros())
+    })
+}
+
+/// A delivery service claims a due webhook: its due time moves `lease` ahead, so no other
+/// claimer takes it while this try runs (a crashed try is retried after the lease).
+pub fn claim_webhook(job: &mut Job, lease: Duration, now: DateTime<Utc>) {
+    if let Some(w) = job.webhook.as_mut() {
+        w.due_us = Some(lease_until(now, lease).timestamp_micros());
+    }
+}
+
+/// Records a delivery try of delivery `seq`. `false` (nothing changed) when the job has
+/// reached another terminal state since (the newer one is delivered instead) or is not
+/// pending.
+pub fn record_webhook(job: &mut Job, seq: i32, attempt: &WebhookAttempt, now: DateTime<Utc>) -> bool {
+    let Some(w) = job.webhook.as_mut() else {
+        return false;
+    };
+    if w.seq != seq || w.status != WebhookStatus::Pending {
+        return false;
+    }
+    w.attempts += 1;
+    match attempt {
+        WebhookAttempt::Delivered => {
+            w.status = WebhookStatus::Delivered;
+            w.due_us = None;
+            w.last_error = None;
+            w.delivered_at = Some(now);
+        }
+        WebhookAttempt::RetryAt(at, err) => {
+            w.due_us = Some((*at).max(now).timestamp_micros());
+            w.last_error = Some(err.clone());
+        }
+        WebhookAttempt::GaveUp(err) => {
+            w.status = WebhookStatus::Failed;
+            w.due_us = None;
+            w.last_error = Some(err.clone());
+        }
+    }
+    true
+}
+
+/// `true` when `job` is a finished top-level job that ended before `before` (retention).
+pub fn prunable(job: &Job, before: DateTime<Utc>) -> bool {
+    job.parent_id.is_none()
+        && job.status.is_terminal()
+        && job.finished_at.is_some_and(|f| f < before)
+        // Never before its webhook was delivered or given up.
+        && job
+            .webhook
+            .as_ref()
+            .is_none_or(|w| w.status != WebhookStatus::Pending)
 }
 
 fn set_error(job: &mut Job, e: &JobError) {
@@ -145,6 +256,7 @@ pub fn interrupt(job: &mut Job, requeue: bool, now: DateTime<Utc>) {
         job.status = JobStatus::Failed;
         job.finished_at = Some(now);
     }
+    ended(job, now);
 }
 
 /// Fails a queued job.
@@ -154,6 +266,7 @@ pub fn fail_queued(job: &mut Job, error: &JobError, now: DateTime<Utc>) {
     job.updated_at = now;
     job.completed = job.total;
     set_error(job, error);
+    ended(job, now);
 }
 
 fn cancel_one(job: &mut Job, now: DateTime<Utc>) -> bool {
@@ -164,6 +277,7 @@ fn cancel_one(job: &mut Job, now: DateTime<Utc>) -> bool {
             job.finished_at = Some(now);
             job.completed = job.total;
             job.updated_at = now;
+            ended(job, now);
             true
         }
         JobStatus::Running if !job.cancel_requested => {
@@ -199,6 +313,7 @@ pub fn cancel(target: &mut Job, children: &mut [Job], now: DateTime<Utc>) -> Vec
             target.completed = count(r.succeeded + r.failed + r.cancelled);
             target.result = serde_json::to_value(&r).ok();
         }
+        ended(target, now);
     }
     changed
 }
@@ -221,6 +336,8 @@ pub fn reset_for_retry(job: &mut Job, extra_attempts: i32, now: DateTime<Utc>) {
     job.lease_expires_at = None;
     job.cancel_requested = false;
     job.max_attempts = job.attempts + extra_attempts.max(1);
+    // A retry asked for by a client runs now, not at the end of an earlier backoff.
+    job.run_at = now;
     job.updated_at = now;
 }
 

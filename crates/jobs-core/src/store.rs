@@ -11,7 +11,9 @@ use mediajobs_codes::ErrorCode;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::job::{Fence, Job, JobError, JobFilter, NewJob, Outcome};
+use chrono::{DateTime, Utc};
+
+use crate::job::{Fence, Job, JobError, JobFilter, NewJob, Outcome, WebhookAttempt};
 
 /// Default `max_attempts` when neither the job nor the manager sets one.
 pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
@@ -47,6 +49,12 @@ impl StoreError {
     /// `NotFound` for a job.
     pub fn job_not_found(id: Uuid) -> Self {
         StoreError::NotFound(format!("job {id}"))
+    }
+
+    /// What a bulk insert answers for a job with a `unique_key` (they go through
+    /// [`JobStore::insert_job`] one at a time).
+    pub fn unique_in_bulk() -> Self {
+        StoreError::Invalid("jobs with a unique_key are inserted one at a time (insert_job)".into())
     }
 
     /// Wraps any backend error.
@@ -132,13 +140,20 @@ pub enum StoreSignal {
 ///
 /// The contract, proven by `jobs_core::testkit` for every backend:
 /// - `claim_*` moves one `queued` job to `running`, increments `attempts`, sets the lease, and
-///   never hands the same job to two claimers.
+///   never hands the same job to two claimers. Lane claims take only jobs whose `run_at` has
+///   come, highest `priority` first, then by `run_at`, then id.
+/// - A job with a `unique_key` is never inserted while another active job has that key.
+/// - Every transition to a terminal state marks the job's webhook `pending` in the same write
+///   ([`rules::ended`](crate::rules::ended)).
 /// - Writes that take a [`Fence`] apply only while the job is `running` with the fence's owner
 ///   and attempt, so a worker that lost its lease changes nothing.
 /// - Terminal states change only through [`retry_job`](JobStore::retry_job).
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
     /// Inserts a top-level job (`queued`, claimable, `total = 1`).
+    ///
+    /// With a `unique_key` that an active (`queued` or `running`) job already has, nothing is
+    /// inserted and that job is returned instead: compare its id with the `NewJob`'s.
     async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError>;
 
     /// Inserts a batch parent and its children in one transaction. The parent gets
@@ -152,6 +167,8 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Inserts several top-level jobs (as [`insert_job`](JobStore::insert_job) each) in one
     /// transaction: all or none, in the given order (so they are claimed in that order).
+    /// Jobs with a `unique_key` go through [`insert_job`](JobStore::insert_job) instead
+    /// ([`StoreError::Invalid`] here).
     ///
     /// The default inserts them one at a time (not atomic); the stores of this workspace
     /// override it with one transaction.
@@ -282,6 +299,38 @@ pub trait JobStore: Send + Sync + 'static {
     /// Deletes a finished job (with its children). [`StoreError::Conflict`] while it or a child
     /// is active. Returns the deleted ids.
     async fn delete_job(&self, id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+
+    /// The earliest `run_at` among the claimable `queued` jobs of `lane` that are not due
+    /// yet, so an idle lane worker wakes when the next scheduled job comes due.
+    async fn next_run_at(&self, lane: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// The most recently finished `succeeded` job with this `dedupe_key`, if any.
+    async fn find_reusable(&self, dedupe_key: &str) -> Result<Option<Job>, StoreError>;
+
+    /// Deletes up to `limit` finished top-level jobs (with their children) that ended before
+    /// `before` and have no webhook delivery pending; returns them, oldest first. On a shared
+    /// store one caller prunes at a time (PostgreSQL: a transaction-scoped advisory lock;
+    /// another caller gets an empty list).
+    async fn prune_finished(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError>;
+
+    /// Claims up to `max` jobs whose webhook delivery is due: each one's due time moves
+    /// `lease` ahead ([`rules::claim_webhook`](crate::rules::claim_webhook)), so concurrent
+    /// claimers (other nodes) never take the same delivery while a try runs.
+    async fn claim_webhooks(&self, lease: Duration, max: usize) -> Result<Vec<Job>, StoreError>;
+
+    /// Records a delivery try of the job's webhook delivery `seq`
+    /// ([`rules::record_webhook`](crate::rules::record_webhook)). `None` when the job is gone
+    /// or has moved on to a newer delivery.
+    async fn record_webhook(
+        &self,
+        job_id: Uuid,
+        seq: i32,
+        attempt: WebhookAttempt,
+    ) -> Result<Option<Job>, StoreError>;
 
     /// Cross-node signals, when the backend has them.
     fn subscribe_signals(&self) -> Option<broadcast::Receiver<StoreSignal>> {

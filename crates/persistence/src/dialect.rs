@@ -31,18 +31,21 @@ macro_rules! job_columns {
          j.claimable, j.params, j.result, j.error, j.error_code, j.error_details, j.progress, \
          j.stage, j.total, j.completed, j.attempts, j.max_attempts, j.priority, j.lease_owner, \
          j.lease_expires_at, j.cancel_requested, j.created_at, j.started_at, j.finished_at, \
-         j.updated_at"
+         j.updated_at, j.run_at, j.last_error, j.unique_key, j.dedupe_key, j.webhook"
     };
 }
 
-/// CTEs `next`, `claimed`: pick up to `$max` claimable rows of `$lane` by the claim order
-/// (`FOR UPDATE SKIP LOCKED`, by the claim index) and claim them for `$owner`.
+/// CTEs `next`, `claimed`: pick up to `$max` claimable rows of `$lane` that are due (`run_at
+/// <= $now`) by the claim order (`FOR UPDATE SKIP LOCKED`, by the claim index) and claim them
+/// for `$owner`.
 macro_rules! claim_ctes {
     ($lane:literal, $max:literal, $owner:literal, $until:literal, $now:literal) => {
         concat!(
             "next AS (SELECT id FROM jobs WHERE status = 'queued' AND lane = ",
             $lane,
-            " AND claimable ORDER BY priority DESC, created_at, id LIMIT ",
+            " AND claimable AND run_at <= ",
+            $now,
+            " ORDER BY priority DESC, run_at, id LIMIT ",
             $max,
             " FOR UPDATE SKIP LOCKED), claimed AS (UPDATE jobs j SET status = 'running', \
              attempts = j.attempts + 1, lease_owner = ",
@@ -60,26 +63,51 @@ macro_rules! claim_ctes {
     };
 }
 
-/// CTEs `u`, `done`: `jobs_core::rules::complete` in SQL over arrays `$1`..`$9` (id, owner,
-/// attempt, ok, result, error, error_code, error_details, completed), fenced row by row. In
-/// `SET`, `j.*` are the old values. The conformance cases prove it answers as the Rust rules.
+/// CTEs `u`, `done`: `jobs_core::rules::complete` in SQL over arrays `$1`..`$11` (id, owner,
+/// attempt, ok, result, error, error_code, error_details, completed, retry_at, last_error),
+/// fenced row by row. In `SET`, `j.*` are the old values. `rq` (a retry that re-queues: a
+/// retry_at and no pending cancel) is spelled out where it is used. A terminal write marks the
+/// webhook pending (`rules::ended`) with `$now_text`/`$now_us`. The conformance cases prove it
+/// answers as the Rust rules.
 macro_rules! complete_ctes {
-    ($now:literal) => {
+    ($now:literal, $now_text:literal, $now_us:literal) => {
         concat!(
             "u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::bool[], \
-             $5::jsonb[], $6::text[], $7::text[], $8::jsonb[], $9::int4[]) AS u(id, owner, \
-             attempt, ok, result, error, error_code, error_details, completed)), \
+             $5::jsonb[], $6::text[], $7::text[], $8::jsonb[], $9::int4[], $10::timestamptz[], \
+             $11::jsonb[]) AS u(id, owner, attempt, ok, result, error, error_code, error_details, \
+             completed, retry_at, last_error)), \
              done AS (UPDATE jobs j SET lease_owner = NULL, lease_expires_at = NULL, \
-             finished_at = ", $now, ", updated_at = ", $now, ", completed = u.completed, \
-             result = u.result, \
+             updated_at = ", $now, ", \
+             finished_at = CASE WHEN u.retry_at IS NOT NULL AND NOT j.cancel_requested \
+             THEN j.finished_at ELSE ", $now, " END, \
+             completed = CASE WHEN u.retry_at IS NOT NULL AND NOT j.cancel_requested \
+             THEN j.completed ELSE u.completed END, \
+             result = CASE WHEN u.retry_at IS NOT NULL AND NOT j.cancel_requested THEN NULL \
+             ELSE u.result END, \
              status = CASE WHEN j.cancel_requested THEN 'cancelled' WHEN u.ok THEN 'succeeded' \
-             ELSE 'failed' END, \
-             progress = CASE WHEN u.ok AND NOT j.cancel_requested THEN 1.0 ELSE j.progress END, \
-             error = CASE WHEN u.ok OR j.cancel_requested THEN j.error ELSE u.error END, \
-             error_code = CASE WHEN u.ok OR j.cancel_requested THEN j.error_code \
-             ELSE u.error_code END, \
-             error_details = CASE WHEN u.ok OR j.cancel_requested THEN j.error_details \
-             ELSE u.error_details END \
+             WHEN u.retry_at IS NOT NULL THEN 'queued' ELSE 'failed' END, \
+             run_at = CASE WHEN u.retry_at IS NOT NULL AND NOT j.cancel_requested \
+             THEN u.retry_at ELSE j.run_at END, \
+             progress = CASE WHEN u.retry_at IS NOT NULL AND NOT j.cancel_requested THEN 0 \
+             WHEN u.ok AND NOT j.cancel_requested THEN 1.0 ELSE j.progress END, \
+             stage = CASE WHEN u.retry_at IS NOT NULL AND NOT j.cancel_requested THEN NULL \
+             ELSE j.stage END, \
+             error = CASE WHEN u.ok OR j.cancel_requested OR u.retry_at IS NOT NULL THEN j.error \
+             ELSE u.error END, \
+             error_code = CASE WHEN u.ok OR j.cancel_requested OR u.retry_at IS NOT NULL \
+             THEN j.error_code ELSE u.error_code END, \
+             error_details = CASE WHEN u.ok OR j.cancel_requested OR u.retry_at IS NOT NULL \
+             THEN j.error_details ELSE u.error_details END, \
+             last_error = CASE WHEN u.ok THEN j.last_error \
+             WHEN u.retry_at IS NOT NULL OR NOT j.cancel_requested THEN u.last_error \
+             ELSE j.last_error END, \
+             webhook = CASE WHEN j.webhook IS NULL \
+             OR (u.retry_at IS NOT NULL AND NOT j.cancel_requested) THEN j.webhook \
+             ELSE (j.webhook - 'last_error' - 'delivered_at') || jsonb_build_object('status', \
+             'pending', 'seq', COALESCE((j.webhook ->> 'seq')::int, 0) + 1, 'event', \
+             CASE WHEN j.cancel_requested THEN 'cancelled' WHEN u.ok THEN 'succeeded' \
+             ELSE 'failed' END, 'event_at', ", $now_text, "::text, 'attempts', 0, 'due_us', ",
+             $now_us, "::bigint) END \
              FROM u WHERE j.id = u.id AND j.status = 'running' AND j.lease_owner = u.owner \
              AND j.attempts = u.attempt RETURNING ", job_columns!(), ")"
         )
@@ -115,9 +143,9 @@ const PG_CLAIM: &str = concat!(
 /// The batch completion (see `complete_many`).
 const PG_COMPLETE: &str = concat!(
     "WITH ",
-    complete_ctes!("$10"),
+    complete_ctes!("$12", "$15", "$16"),
     ", ",
-    notify_cte!("$11", "$12", "done"),
+    notify_cte!("$13", "$14", "done"),
     " SELECT * FROM done WHERE (SELECT count(*) FROM sent) >= 0"
 );
 
@@ -131,6 +159,7 @@ pub(crate) trait Dialect: AsyncConnection + Send {
     async fn lock_job(&mut self, id: Uuid) -> QResult<Option<JobRow>>;
     async fn lock_children(&mut self, parent: Uuid) -> QResult<Vec<JobRow>>;
     async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>>;
+    async fn active_with_key(&mut self, key: &str) -> QResult<Option<JobRow>>;
     /// Claims up to `max` jobs of `lane` in one statement (unordered: sort them after);
     /// PostgreSQL's statement also sends one `changed_many` notification from `origin`.
     async fn claim_rows(
@@ -157,6 +186,21 @@ pub(crate) trait Dialect: AsyncConnection + Send {
     /// Inserts one row; PostgreSQL sends `notify` in the same statement.
     async fn insert_one(&mut self, row: JobRow, notify: Option<&Payload>) -> QResult<()>;
     async fn notify_all(&mut self, payloads: &[Payload]) -> QResult<()>;
+    /// Up to `max` jobs whose webhook delivery is due by `now_us`, locked (PostgreSQL: `FOR
+    /// UPDATE SKIP LOCKED`, so concurrent delivery services take different ones).
+    async fn lock_due_webhooks(&mut self, now_us: i64, max: i64) -> QResult<Vec<JobRow>>;
+    /// The transaction-scoped lock of the retention pass (PostgreSQL: `pg_try_advisory_xact_lock`;
+    /// `false` while another node holds it). SQLite: always `true`.
+    async fn try_maintenance_lock(&mut self) -> QResult<bool>;
+}
+
+/// The advisory-lock key of the retention pass.
+const PRUNE_LOCK_KEY: i64 = 7_244_320_862;
+
+#[derive(diesel::QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
 }
 
 macro_rules! claim_set {
@@ -216,6 +260,16 @@ macro_rules! common_methods {
                 $($lock)*
                 .load(self)
                 .await
+        }
+        async fn active_with_key(&mut self, key: &str) -> QResult<Option<JobRow>> {
+            let active = [JobStatus::Queued.as_str(), JobStatus::Running.as_str()];
+            jobs::table
+                .filter(jobs::unique_key.eq(key))
+                .filter(jobs::status.eq_any(active))
+                .select(JobRow::as_select())
+                .first(self)
+                .await
+                .optional()
         }
         async fn lock_jobs_of_file(&mut self, file: Uuid) -> QResult<Vec<JobRow>> {
             jobs::table
@@ -301,6 +355,27 @@ impl Dialect for AsyncPgConnection {
             .map(|_| ())
     }
 
+    async fn lock_due_webhooks(&mut self, now_us: i64, max: i64) -> QResult<Vec<JobRow>> {
+        diesel::sql_query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs j WHERE ((j.webhook ->> 'due_us')::BIGINT) <= $1 \
+             ORDER BY ((j.webhook ->> 'due_us')::BIGINT), j.id LIMIT $2 FOR UPDATE SKIP LOCKED"
+        ))
+        .bind::<diesel::sql_types::BigInt, _>(now_us)
+        .bind::<diesel::sql_types::BigInt, _>(max)
+        .load(self)
+        .await
+    }
+
+    async fn try_maintenance_lock(&mut self) -> QResult<bool> {
+        let l: Locked = diesel::sql_query("SELECT pg_try_advisory_xact_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(PRUNE_LOCK_KEY)
+            .get_result(self)
+            .await?;
+        Ok(l.locked)
+    }
+
     async fn notify_all(&mut self, payloads: &[Payload]) -> QResult<()> {
         // One statement for all of them.
         if payloads.is_empty() {
@@ -321,11 +396,11 @@ impl Dialect for AsyncPgConnection {
 type PgQuery =
     diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery>;
 
-/// Binds `$1`..`$9` of [`complete_ctes!`]: the completions as nine arrays.
-fn bind_completions(q: PgQuery, items: &[Completion]) -> PgQuery {
+/// Binds `$1`..`$11` of [`complete_ctes!`]: the completions as eleven arrays.
+fn bind_completions(q: PgQuery, items: &[Completion], now: DateTime<Utc>) -> PgQuery {
     use diesel::sql_types::{Array, Bool, Integer, Nullable, Text};
 
-    use crate::types::{DbJson, DbUuid, Json};
+    use crate::types::{DbJson, DbTime, DbUuid, Json};
     let mut ids = Vec::with_capacity(items.len());
     let mut owners = Vec::with_capacity(items.len());
     let mut attempts = Vec::with_capacity(items.len());
@@ -335,11 +410,33 @@ fn bind_completions(q: PgQuery, items: &[Completion]) -> PgQuery {
     let mut codes: Vec<Option<String>> = Vec::with_capacity(items.len());
     let mut details: Vec<Option<Json>> = Vec::with_capacity(items.len());
     let mut completed = Vec::with_capacity(items.len());
+    let mut retry_at: Vec<Option<Ts>> = Vec::with_capacity(items.len());
+    let mut last_errors: Vec<Option<Json>> = Vec::with_capacity(items.len());
     for c in items {
         ids.push(Id(c.fence.job_id));
         owners.push(c.fence.owner.clone());
         attempts.push(c.fence.attempt);
         completed.push(c.completed);
+        let (err, at) = match &c.outcome {
+            Outcome::Succeeded(_) => (None, None),
+            Outcome::Failed(e) => (Some(e), None),
+            Outcome::Retry { error, delay } => {
+                (Some(error), Some(Ts::micros(rules::lease_until(now, *delay))))
+            }
+        };
+        retry_at.push(at);
+        last_errors.push(err.and_then(|e| {
+            serde_json::to_value(jobs_core::AttemptError {
+                attempt: c.fence.attempt,
+                code: e.code().to_owned(),
+                message: e.message().to_owned(),
+                details: e.details().cloned(),
+                retryable: e.is_retryable(),
+                at: Ts::micros(now).0,
+            })
+            .ok()
+            .map(Json)
+        }));
         match &c.outcome {
             Outcome::Succeeded(r) => {
                 oks.push(true);
@@ -348,7 +445,7 @@ fn bind_completions(q: PgQuery, items: &[Completion]) -> PgQuery {
                 codes.push(None);
                 details.push(None);
             }
-            Outcome::Failed(e) => {
+            Outcome::Failed(e) | Outcome::Retry { error: e, .. } => {
                 oks.push(false);
                 results.push(e.result().cloned().map(Json));
                 errors.push(Some(e.message().to_owned()));
@@ -366,6 +463,16 @@ fn bind_completions(q: PgQuery, items: &[Completion]) -> PgQuery {
         .bind::<Array<Nullable<Text>>, _>(codes)
         .bind::<Array<Nullable<DbJson>>, _>(details)
         .bind::<Array<Integer>, _>(completed)
+        .bind::<Array<Nullable<DbTime>>, _>(retry_at)
+        .bind::<Array<Nullable<DbJson>>, _>(last_errors)
+}
+
+/// A time as `serde_json` writes a `DateTime<Utc>` (what the Rust rules store).
+fn json_time(t: DateTime<Utc>) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| t.to_rfc3339())
 }
 
 /// The stored jobs answering `items`, in their order (`None`: the fence did not match).
@@ -386,11 +493,14 @@ async fn pg_complete_chunk(
     now: DateTime<Utc>,
     origin: &str,
 ) -> Result<Vec<Option<Job>>, DbError> {
-    use diesel::sql_types::Text;
-    let q = bind_completions(diesel::sql_query(PG_COMPLETE).into_boxed(), items)
-        .bind::<crate::types::DbTime, _>(Ts::micros(now))
+    use diesel::sql_types::{BigInt, Text};
+    let now = Ts::micros(now).0;
+    let q = bind_completions(diesel::sql_query(PG_COMPLETE).into_boxed(), items, now)
+        .bind::<crate::types::DbTime, _>(Ts(now))
         .bind::<Text, _>(crate::db::NOTIFY_CHANNEL)
-        .bind::<Text, _>(origin.to_owned());
+        .bind::<Text, _>(origin.to_owned())
+        .bind::<Text, _>(json_time(now))
+        .bind::<BigInt, _>(now.timestamp_micros());
     let rows: Vec<JobRow> = Cached(q).load(conn).await?;
     answers(items, rows)
 }
@@ -475,9 +585,10 @@ impl Dialect for SqliteConn {
             .filter(j2.field(jobs::status).eq(JobStatus::Queued.as_str()))
             .filter(j2.field(jobs::lane).eq(lane))
             .filter(j2.field(jobs::claimable).eq(true))
+            .filter(j2.field(jobs::run_at).le(now))
             .order((
                 j2.field(jobs::priority).desc(),
-                j2.field(jobs::created_at).asc(),
+                j2.field(jobs::run_at).asc(),
                 j2.field(jobs::id).asc(),
             ))
             .limit(max);
@@ -511,6 +622,24 @@ impl Dialect for SqliteConn {
 
     async fn notify_all(&mut self, _payloads: &[Payload]) -> QResult<()> {
         Ok(()) // sent on the in-process channel after the commit
+    }
+
+    async fn lock_due_webhooks(&mut self, now_us: i64, max: i64) -> QResult<Vec<JobRow>> {
+        // One connection: the transaction is the lock.
+        diesel::sql_query(concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs j WHERE json_extract(j.webhook, '$.due_us') <= ? \
+             ORDER BY json_extract(j.webhook, '$.due_us'), j.id LIMIT ?"
+        ))
+        .bind::<diesel::sql_types::BigInt, _>(now_us)
+        .bind::<diesel::sql_types::BigInt, _>(max)
+        .load(self)
+        .await
+    }
+
+    async fn try_maintenance_lock(&mut self) -> QResult<bool> {
+        Ok(true)
     }
 }
 

@@ -41,6 +41,11 @@ pub(crate) struct JobRow {
     pub started_at: Option<Ts>,
     pub finished_at: Option<Ts>,
     pub updated_at: Ts,
+    pub run_at: Ts,
+    pub last_error: Option<Json>,
+    pub unique_key: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub webhook: Option<Json>,
 }
 
 impl JobRow {
@@ -76,6 +81,19 @@ impl JobRow {
             started_at: self.started_at.map(|t| t.0),
             finished_at: self.finished_at.map(|t| t.0),
             updated_at: self.updated_at.0,
+            run_at: self.run_at.0,
+            last_error: self
+                .last_error
+                .map(|j| serde_json::from_value(j.0))
+                .transpose()
+                .map_err(|e| DbError::Corrupt(format!("last_error: {e}")))?,
+            unique_key: self.unique_key,
+            dedupe_key: self.dedupe_key,
+            webhook: self
+                .webhook
+                .map(|j| serde_json::from_value(j.0))
+                .transpose()
+                .map_err(|e| DbError::Corrupt(format!("webhook: {e}")))?,
         })
     }
 
@@ -108,6 +126,19 @@ impl JobRow {
             started_at: j.started_at.map(Ts::micros),
             finished_at: j.finished_at.map(Ts::micros),
             updated_at: Ts::micros(j.updated_at),
+            run_at: Ts::micros(j.run_at),
+            last_error: j
+                .last_error
+                .as_ref()
+                .and_then(|e| serde_json::to_value(e).ok())
+                .map(Json),
+            unique_key: j.unique_key.clone(),
+            dedupe_key: j.dedupe_key.clone(),
+            webhook: j
+                .webhook
+                .as_ref()
+                .and_then(|w| serde_json::to_value(w).ok())
+                .map(Json),
         }
     }
 }

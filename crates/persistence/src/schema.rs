@@ -81,6 +81,11 @@ diesel::table! {
         started_at -> Nullable<DbTime>,
         finished_at -> Nullable<DbTime>,
         updated_at -> DbTime,
+        run_at -> DbTime,
+        last_error -> Nullable<DbJson>,
+        unique_key -> Nullable<Text>,
+        dedupe_key -> Nullable<Text>,
+        webhook -> Nullable<DbJson>,
     }
 }
 

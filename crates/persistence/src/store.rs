@@ -21,9 +21,10 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use chrono::{DateTime, Utc};
 use jobs_core::{
     Changed, Completion, Fence, Job, JobError, JobFilter, JobStatus, JobStore, LeaseStatus, NewJob,
-    Outcome, ProgressUpdate, StoreError, StoreSignal, rules,
+    Outcome, ProgressUpdate, StoreError, StoreSignal, WebhookAttempt, rules,
 };
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -121,6 +122,50 @@ impl Database {
         Ok(job)
     }
 
+    /// `insert_job` of a job with a `unique_key`: the active holder of the key if there is one,
+    /// else the new job. `ON CONFLICT DO NOTHING` on the partial unique index settles races
+    /// (PostgreSQL waits for the other insert's transaction, then the re-read sees its row).
+    async fn insert_unique(&self, nj: NewJob) -> Result<Job, DbError> {
+        let job = rules::new_job(nj, self.now());
+        let now = Ts::micros(job.created_at);
+        let Some(key) = job.unique_key.clone() else {
+            return Err(DbError::invalid("no unique key"));
+        };
+        let me = self;
+        let (out, payloads) = on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                if let Some(existing) = active_with_key(c, &key).await? {
+                    return Ok((existing, vec![]));
+                }
+                if let Some(profile) = job.profile_id.as_deref() {
+                    ensure_profiles(c, &BTreeSet::from([profile]), now).await?;
+                }
+                let n = diesel::insert_into(jobs::table)
+                    .values(JobRow::from_job(&job))
+                    .on_conflict_do_nothing()
+                    .execute(c)
+                    .await
+                    .map_err(|e| DbError::constraint(e, "job"))?;
+                if n == 0 {
+                    return match active_with_key(c, &key).await? {
+                        Some(existing) => Ok((existing, vec![])),
+                        None => Err(DbError::Store(StoreError::Conflict(format!(
+                            "job {} already exists",
+                            job.id
+                        )))),
+                    };
+                }
+                let mut payloads = Self::available(&[&job]);
+                payloads.push(me.changed(job.id));
+                c.notify_all(&payloads).await?;
+                Ok((job.clone(), payloads))
+            })
+            .await?
+        });
+        self.after_commit(&payloads);
+        Ok(out)
+    }
+
     async fn job_store_get(&self, id: Uuid) -> Result<Option<Job>, DbError> {
         let row = on_conn!(self, c => {
             jobs::table
@@ -137,6 +182,9 @@ impl Database {
 #[async_trait]
 impl JobStore for Database {
     async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError> {
+        if job.unique_key.is_some() {
+            return Ok(self.insert_unique(job).await?);
+        }
         let job = rules::new_job(job, self.now());
         let now = Ts::micros(job.created_at);
         let payloads = Self::available(&[&job]);
@@ -166,6 +214,9 @@ impl JobStore for Database {
     }
 
     async fn insert_jobs(&self, jobs: Vec<NewJob>) -> Result<Vec<Job>, StoreError> {
+        if jobs.iter().any(|j| j.unique_key.is_some()) {
+            return Err(StoreError::unique_in_bulk());
+        }
         let now = self.now();
         let jobs: Vec<Job> = jobs.into_iter().map(|j| rules::new_job(j, now)).collect();
         let now = Ts::micros(now);
@@ -649,23 +700,160 @@ impl JobStore for Database {
         Ok(ids)
     }
 
+    async fn next_run_at(&self, lane: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let now = Ts::micros(self.now());
+        let at: Option<Ts> = on_conn!(self, c => {
+            jobs::table
+                .filter(jobs::status.eq(JobStatus::Queued.as_str()))
+                .filter(jobs::lane.eq(lane))
+                .filter(jobs::claimable.eq(true))
+                .filter(jobs::run_at.gt(now))
+                .order(jobs::run_at.asc())
+                .select(jobs::run_at)
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)?
+        });
+        Ok(at.map(|t| t.0))
+    }
+
+    async fn find_reusable(&self, dedupe_key: &str) -> Result<Option<Job>, StoreError> {
+        let row: Option<JobRow> = on_conn!(self, c => {
+            jobs::table
+                .filter(jobs::dedupe_key.eq(dedupe_key))
+                .filter(jobs::status.eq(JobStatus::Succeeded.as_str()))
+                .order((jobs::finished_at.desc(), jobs::id.desc()))
+                .select(JobRow::as_select())
+                .first(c)
+                .await
+                .optional()
+                .map_err(DbError::from)?
+        });
+        Ok(row.map(JobRow::into_job).transpose()?)
+    }
+
+    async fn prune_finished(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let before = Ts::micros(before);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let terminal = [
+            JobStatus::Succeeded.as_str(),
+            JobStatus::Failed.as_str(),
+            JobStatus::Cancelled.as_str(),
+        ];
+        let pruned = on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                // One pruner at a time across nodes; the others skip this round.
+                if !c.try_maintenance_lock().await? {
+                    return Ok(vec![]);
+                }
+                let rows: Vec<JobRow> = jobs::table
+                    .filter(jobs::parent_id.is_null())
+                    .filter(jobs::status.eq_any(terminal))
+                    .filter(jobs::finished_at.lt(before))
+                    .order((jobs::finished_at.asc(), jobs::id.asc()))
+                    .limit(limit)
+                    .select(JobRow::as_select())
+                    .load(c)
+                    .await?;
+                let old: Vec<Job> = to_jobs(rows)?
+                    .into_iter()
+                    .filter(|j| rules::prunable(j, before.0))
+                    .collect();
+                let ids: Vec<Id> = old.iter().map(|j| Id(j.id)).collect();
+                if !ids.is_empty() {
+                    diesel::delete(jobs::table.filter(jobs::parent_id.eq_any(&ids)))
+                        .execute(c)
+                        .await?;
+                    diesel::delete(jobs::table.filter(jobs::id.eq_any(&ids)))
+                        .execute(c)
+                        .await?;
+                }
+                Ok(old)
+            })
+            .await?
+        });
+        Ok(pruned)
+    }
+
+    async fn claim_webhooks(&self, lease: Duration, max: usize) -> Result<Vec<Job>, StoreError> {
+        let now = self.now();
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let claimed = on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                let rows = c.lock_due_webhooks(now.timestamp_micros(), max).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let mut job = row.into_job()?;
+                    if !rules::webhook_due(&job, now) {
+                        continue;
+                    }
+                    rules::claim_webhook(&mut job, lease, now);
+                    write_job(c, &job).await?;
+                    out.push(job);
+                }
+                Ok(out)
+            })
+            .await?
+        });
+        Ok(claimed)
+    }
+
+    async fn record_webhook(
+        &self,
+        job_id: Uuid,
+        seq: i32,
+        attempt: WebhookAttempt,
+    ) -> Result<Option<Job>, StoreError> {
+        let now = self.now();
+        let me = self;
+        let job = on_conn!(self, c => {
+            c.transaction::<_, DbError, _>(async |c| {
+                let Some(row) = c.lock_job(job_id).await? else { return Ok(None) };
+                let mut job = row.into_job()?;
+                if !rules::record_webhook(&mut job, seq, &attempt, now) {
+                    return Ok(None);
+                }
+                job.updated_at = now;
+                write_job(c, &job).await?;
+                c.notify_all(&[me.changed(job_id)]).await?;
+                Ok(Some(job))
+            })
+            .await?
+        });
+        Ok(job)
+    }
+
     fn subscribe_signals(&self) -> Option<broadcast::Receiver<StoreSignal>> {
         Some(self.inner.signals.subscribe())
     }
 }
 
-/// Claimed jobs in claim order (priority, then FIFO): one statement returns them unordered.
+/// Claimed jobs in claim order (priority, then `run_at`, then id): one statement returns them
+/// unordered.
 fn claim_order(mut jobs: Vec<Job>) -> Vec<Job> {
     jobs.sort_by(|a, b| {
         b.priority
             .cmp(&a.priority)
-            .then(a.created_at.cmp(&b.created_at))
+            .then(a.run_at.cmp(&b.run_at))
             .then(a.id.cmp(&b.id))
     });
     jobs
 }
 
-/// Rows per multi-row INSERT of `insert_jobs`: 27 columns × 1000 stays below SQLite's 32,766
+/// The active (`queued`/`running`) job holding a unique key.
+async fn active_with_key<C: Dialect>(c: &mut C, key: &str) -> Result<Option<Job>, DbError> {
+    c.active_with_key(key)
+        .await?
+        .map(JobRow::into_job)
+        .transpose()
+}
+
+/// Rows per multi-row INSERT of `insert_jobs`: 32 columns × 1000 stays below SQLite's 32,766
 /// and PostgreSQL's 65,535 bound parameters.
 const INSERT_CHUNK: usize = 1000;
 

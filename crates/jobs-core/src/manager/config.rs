@@ -30,6 +30,85 @@ impl std::str::FromStr for InterruptPolicy {
     }
 }
 
+/// How a job that failed with a retryable error ([`JobError::retryable`]) is retried: after
+/// `base × 2^(attempt-1)`, capped at `max_delay`, with "equal jitter" (a random point in the
+/// upper half of that delay) so jobs that failed together do not come back together. The
+/// number of attempts is the job's `max_attempts`.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobs_core::RetryPolicy;
+/// let p = RetryPolicy::default().base(Duration::from_secs(1)).jitter(false);
+/// assert_eq!(p.delay(1), Duration::from_secs(1));
+/// assert_eq!(p.delay(3), Duration::from_secs(4));
+/// ```
+///
+/// [`JobError::retryable`]: crate::JobError::retryable
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Backoff after the first failed attempt (default 2 s).
+    pub base: Duration,
+    /// Longest backoff (default 10 min).
+    pub max_delay: Duration,
+    /// Randomize each delay within its upper half (default on).
+    pub jitter: bool,
+    /// `false`: retryable errors fail the job like any other (default `true`).
+    pub enabled: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base: Duration::from_secs(2),
+            max_delay: Duration::from_secs(600),
+            jitter: true,
+            enabled: true,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Never retries.
+    pub fn never() -> Self {
+        RetryPolicy {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the first backoff.
+    pub fn base(mut self, d: Duration) -> Self {
+        self.base = d;
+        self
+    }
+
+    /// Sets the longest backoff.
+    pub fn max_delay(mut self, d: Duration) -> Self {
+        self.max_delay = d;
+        self
+    }
+
+    /// Turns jitter on or off.
+    pub fn jitter(mut self, on: bool) -> Self {
+        self.jitter = on;
+        self
+    }
+
+    /// The backoff after failed attempt `attempt` (1-based).
+    pub fn delay(&self, attempt: i32) -> Duration {
+        let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let d = self
+            .base
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.max_delay);
+        if self.jitter {
+            d / 2 + d.mul_f64(rand::random::<f64>() / 2.0)
+        } else {
+            d
+        }
+    }
+}
+
 /// Settings of a [`QueueManager`]. Every field has a sensible default.
 ///
 /// ```
@@ -81,6 +160,22 @@ pub struct ManagerConfig {
     /// permits. In the other lanes the permit goes to the next job as soon as the handler
     /// returns, while the completer writes the outcome (ADR 013).
     pub strict_lanes: Vec<String>,
+    /// Finished top-level jobs older than this are pruned by the maintenance task (default:
+    /// kept forever).
+    pub retention: Option<Duration>,
+    /// How often the retention pass runs (default 60 s).
+    pub maintenance_interval: Duration,
+    /// How long a terminal state's webhook is retried before it is given up (default 24 h).
+    pub webhook_retry_window: Duration,
+    /// Backoff between webhook tries (default 1 s doubling to 1 h, jittered).
+    pub webhook_retry: RetryPolicy,
+    /// How long a claimed webhook try holds its delivery (default 60 s).
+    pub webhook_lease: Duration,
+    /// Fallback poll of the delivery loop (default 1 s).
+    pub webhook_poll: Duration,
+    /// The retry policy of job types without one of their own
+    /// ([`QueueManager::set_retry_policy`](crate::QueueManager::set_retry_policy)).
+    pub retry: RetryPolicy,
 }
 
 impl Default for ManagerConfig {
@@ -105,6 +200,15 @@ impl Default for ManagerConfig {
             claim_batch: 32,
             completion_batch: 256,
             strict_lanes: vec![lanes::HEAVY.to_owned()],
+            retry: RetryPolicy::default(),
+            retention: None,
+            maintenance_interval: Duration::from_secs(60),
+            webhook_retry_window: Duration::from_secs(86_400),
+            webhook_retry: RetryPolicy::default()
+                .base(Duration::from_secs(1))
+                .max_delay(Duration::from_secs(3600)),
+            webhook_lease: Duration::from_secs(60),
+            webhook_poll: Duration::from_secs(1),
         }
     }
 }
@@ -178,6 +282,18 @@ impl ManagerConfig {
     /// Sets the stop grace period.
     pub fn grace_period(mut self, d: Duration) -> Self {
         self.grace_period = d;
+        self
+    }
+
+    /// Prunes finished jobs older than `retention` (see [`retention`](Self::retention)).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// Sets the default retry policy.
+    pub fn retry(mut self, p: RetryPolicy) -> Self {
+        self.retry = p;
         self
     }
 

@@ -22,6 +22,8 @@ pub(crate) enum StopReason {
     User,
     Shutdown,
     LeaseLost,
+    /// The job's deadline ([`JobContext::set_timeout`](crate::JobContext::set_timeout)) passed.
+    Timeout,
 }
 
 pub(crate) struct Lane {
@@ -64,6 +66,14 @@ pub(crate) struct Engine {
     pub(crate) store: Arc<dyn JobStore>,
     pub(crate) config: ManagerConfig,
     pub(super) handlers: RwLock<HashMap<String, Registered>>,
+    /// The embedder's webhook sender (the delivery loop runs when one is set at start).
+    pub(super) webhook_sender: RwLock<Option<Arc<dyn super::outbox::WebhookSender>>>,
+    /// Wakes the delivery loop when a job with a webhook ends here.
+    pub(super) webhook_wake: Notify,
+    /// Sees each page of pruned jobs.
+    pub(super) prune_hook: RwLock<Option<super::outbox::PruneHook>>,
+    /// Retry policies by job type (the others use `config.retry`).
+    pub(super) retry_policies: RwLock<HashMap<String, super::RetryPolicy>>,
     pub(super) lanes: RwLock<HashMap<String, Arc<Lane>>>,
     pub(super) running: Mutex<HashMap<Uuid, RunningEntry>>,
     pub(super) job_done: Notify,
@@ -130,6 +140,15 @@ impl Engine {
             .cloned()
     }
 
+    pub(super) fn retry_policy(&self, job_type: &str) -> super::RetryPolicy {
+        self.retry_policies
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(job_type)
+            .copied()
+            .unwrap_or(self.config.retry)
+    }
+
     pub(super) fn lane_for(&self, job_type: &str) -> String {
         self.handlers
             .read()
@@ -175,6 +194,9 @@ impl Engine {
     }
 
     pub(crate) fn publish(&self, kind: JobEventKind, job: Job) {
+        if job.webhook.is_some() && job.status.is_terminal() && kind != JobEventKind::Updated {
+            self.webhook_wake.notify_one();
+        }
         let _ = self.events.send(JobEvent { kind, job });
     }
 

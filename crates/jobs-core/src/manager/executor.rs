@@ -53,15 +53,20 @@ impl Engine {
             self.events.clone(),
             batch.clone(),
         ));
+        let (deadline_tx, mut deadline_rx) = tokio::sync::watch::channel(None);
         let ctx = JobContext {
             job_id,
             fence: fence.clone(),
             token,
             progress: progress.clone(),
             shared: self.clone(),
+            deadline: Arc::new(deadline_tx),
         };
         let handler = self.handler_for(&job.job_type);
         let job_type = job.job_type.clone();
+        let job_type_name = job.job_type.clone();
+        let started = tokio::time::Instant::now();
+        let is_child = job.parent_id.is_some();
         let total = job.total;
         let run = async move {
             match handler {
@@ -74,10 +79,23 @@ impl Engine {
         let writer = progress.writer(self, &fence, self.config.progress_interval);
         let mut writer = pin!(writer);
         let mut writer_done = false;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let mut deadline_open = true;
+        let mut timed_out = false;
         let result = loop {
+            let until = deadline.unwrap_or_else(tokio::time::Instant::now);
             tokio::select! {
                 r = &mut run => break r,
                 _ = &mut writer, if !writer_done => writer_done = true,
+                c = deadline_rx.changed(), if deadline_open => match c {
+                    Ok(()) => deadline = *deadline_rx.borrow_and_update(),
+                    Err(_) => deadline_open = false,
+                },
+                _ = tokio::time::sleep_until(until), if deadline.is_some() && !timed_out => {
+                    // The work stops: the handler sees its token fire.
+                    timed_out = true;
+                    self.mark(job_id, StopReason::Timeout);
+                }
             }
         };
         // Let an in-flight progress write finish rather than dropping it mid-statement.
@@ -85,7 +103,7 @@ impl Engine {
         if !writer_done {
             writer.await;
         }
-        let outcome = match result {
+        let mut outcome = match result {
             Ok(Ok(r)) => Outcome::Succeeded(r),
             Ok(Err(e)) => Outcome::Failed(e),
             Err(panic) => Outcome::Failed(JobError::internal_msg(format!(
@@ -99,10 +117,42 @@ impl Engine {
             tracing::error!(job_id = %job_id, error = %src, "job failed with an unexpected error");
         }
         let entry = lock(&self.running).remove(&job_id);
-        let reason = entry.as_ref().and_then(|e| e.reason);
+        let mut reason = entry.as_ref().and_then(|e| e.reason);
         let max_attempts = entry
             .as_ref()
             .map_or(DEFAULT_MAX_ATTEMPTS, |e| e.max_attempts);
+        if reason == Some(StopReason::Timeout) {
+            if let Outcome::Failed(_) = outcome {
+                let secs = ctx_timeout_secs(started, deadline);
+                outcome = Outcome::Failed(
+                    JobError::new(
+                        crate::job::codes::TIMEOUT,
+                        format!("Job Exceeded Its Deadline Of {secs} s"),
+                    )
+                    .with_details(serde_json::json!({ "timeout_seconds": secs })),
+                );
+            }
+            reason = None;
+        }
+        // Batch children are not retried on their own: their parent runs them once each, and
+        // the batch is retried as a whole (`retry_job`).
+        if let Outcome::Failed(e) = &outcome
+            && e.is_retryable()
+            && reason.is_none()
+            && batch.is_none()
+            && !is_child
+            && fence.attempt < max_attempts
+        {
+            let policy = self.retry_policy(&job_type_name);
+            if policy.enabled {
+                let delay = policy.delay(fence.attempt);
+                tracing::info!(job_id = %job_id, attempt = fence.attempt, code = e.code(), delay_ms = delay.as_millis() as u64, "retryable failure; re-queued with backoff");
+                outcome = Outcome::Retry {
+                    error: e.clone(),
+                    delay,
+                };
+            }
+        }
         let completed = progress.completed().unwrap_or(total);
         let final_job = match (reason, outcome) {
             (Some(StopReason::LeaseLost), _) => {
@@ -145,6 +195,11 @@ impl Engine {
                     }
                 };
                 match res {
+                    Some(Some(j)) if j.status.is_active() => {
+                        // A retryable failure: re-queued with backoff.
+                        self.publish_after_interrupt(j.clone());
+                        Some(j)
+                    }
                     Some(Some(j)) => {
                         self.publish(JobEventKind::Finished, j.clone());
                         Some(j)
@@ -155,6 +210,13 @@ impl Engine {
                         match self.store.get_job(job_id).await {
                             Ok(Some(j)) if j.status.is_terminal() && j.lease_owner.is_none() => {
                                 self.publish(JobEventKind::Finished, j.clone());
+                                Some(j)
+                            }
+                            Ok(Some(j))
+                                if j.status == crate::job::JobStatus::Queued
+                                    && j.attempts == fence.attempt =>
+                            {
+                                self.publish_after_interrupt(j.clone());
                                 Some(j)
                             }
                             _ => {
@@ -250,4 +312,12 @@ impl Engine {
             }
         }
     }
+}
+
+/// The timeout that passed, in whole seconds (at least 1), for the error message.
+fn ctx_timeout_secs(started: tokio::time::Instant, deadline: Option<tokio::time::Instant>) -> u64 {
+    deadline
+        .map(|d| d.saturating_duration_since(started).as_secs_f64().round() as u64)
+        .unwrap_or(0)
+        .max(1)
 }

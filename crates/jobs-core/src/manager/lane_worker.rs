@@ -49,10 +49,24 @@ impl Engine {
                 }
                 Ok(_) => {
                     drop(permits);
+                    // Sleep until a wake-up, the poll interval, or the next scheduled job of
+                    // the lane comes due, whichever is first.
+                    let mut nap = self.config.poll_interval;
+                    match self.store.next_run_at(&lane.name).await {
+                        Ok(Some(at)) => {
+                            let wait = (at - chrono::Utc::now())
+                                .to_std()
+                                .unwrap_or(Duration::ZERO)
+                                + Duration::from_millis(5);
+                            nap = nap.min(wait);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(lane = %lane.name, error = %e, "next_run_at failed"),
+                    }
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = lane.wake.notified() => {}
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = tokio::time::sleep(nap) => {}
                     }
                 }
                 Err(e) => {

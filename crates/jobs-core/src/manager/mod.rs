@@ -12,6 +12,7 @@ mod executor;
 mod heartbeat;
 mod lane_worker;
 mod maintenance;
+mod outbox;
 mod signals;
 
 use std::collections::HashMap;
@@ -25,7 +26,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub use config::{InterruptPolicy, ManagerConfig};
+pub use config::{InterruptPolicy, ManagerConfig, RetryPolicy};
+pub use outbox::{PruneHook, WebhookSendError, WebhookSender};
 use engine::{Announcing, Lane, Life, LifeState, Registered, RunningEntry, lock};
 pub(crate) use engine::{Engine, StopReason};
 
@@ -160,6 +162,10 @@ impl QueueManager {
                 store,
                 config,
                 handlers: RwLock::new(HashMap::new()),
+                retry_policies: RwLock::new(HashMap::new()),
+                webhook_sender: RwLock::new(None),
+                webhook_wake: Notify::new(),
+                prune_hook: RwLock::new(None),
                 lanes: RwLock::new(lanes),
                 running: Mutex::new(HashMap::new()),
                 job_done: Notify::new(),
@@ -253,6 +259,43 @@ impl QueueManager {
         self.register_handler(batch_type, lanes::BATCH, BatchHandler { strategy });
     }
 
+    /// Sets the sender of completion webhooks (before [`start`](QueueManager::start): the
+    /// delivery loop starts with the manager when a sender is set). See [`WebhookSender`].
+    pub fn set_webhook_sender(&self, sender: Arc<dyn WebhookSender>) {
+        *self
+            .shared
+            .webhook_sender
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(sender);
+    }
+
+    /// Sets the hook that sees each page of jobs pruned by retention
+    /// ([`ManagerConfig::retention`]).
+    pub fn set_prune_hook(&self, hook: PruneHook) {
+        *self
+            .shared
+            .prune_hook
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(hook);
+    }
+
+    /// Runs one retention pass now (what the maintenance task does every interval); returns
+    /// how many jobs were pruned. `retention` overrides the configured one.
+    pub async fn prune_now(&self, retention: Duration) -> Result<usize, ManagerError> {
+        Ok(self.shared.prune_once(retention).await?)
+    }
+
+    /// Sets the retry policy of `job_type` (the others use
+    /// [`ManagerConfig::retry`](ManagerConfig::retry)): how a job that failed with a
+    /// [retryable](crate::JobError::retryable) error is re-queued.
+    pub fn set_retry_policy(&self, job_type: &str, policy: RetryPolicy) {
+        self.shared
+            .retry_policies
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(job_type.to_owned(), policy);
+    }
+
     /// The lane registered for `job_type` (`io` when unknown).
     pub fn lane_for(&self, job_type: &str) -> String {
         self.shared.lane_for(job_type)
@@ -331,7 +374,7 @@ impl QueueManager {
     /// - `running` jobs of this node's previous life, or with an expired lease, are
     ///   interrupted: re-queued while `attempts < max_attempts` under [`InterruptPolicy::Retry`],
     ///   else failed with `Interrupted`;
-    /// - queued top-level jobs run again in FIFO order (`created_at`, then id);
+    /// - queued top-level jobs run again in claim order (priority, `run_at`, then id);
     /// - queued children of a finished parent are failed; others are left to their parent.
     pub async fn start(&self) -> Result<RecoveryReport, ManagerError> {
         let shared = &self.shared;
@@ -376,6 +419,17 @@ impl QueueManager {
                 bg.spawn(shared.clone().lane_worker(lane, shutdown.clone()));
             }
             bg.spawn(shared.clone().reaper(shutdown.clone()));
+            let sender = shared
+                .webhook_sender
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(sender) = sender {
+                bg.spawn(shared.clone().webhook_loop(sender, shutdown.clone()));
+            }
+            if let Some(retention) = shared.config.retention {
+                bg.spawn(shared.clone().retention_loop(retention, shutdown.clone()));
+            }
             if let Some(rx) = signals {
                 bg.spawn(shared.clone().signal_listener(rx, shutdown.clone()));
             }

@@ -116,6 +116,33 @@ impl JobStore for CountingStore {
     async fn delete_job(&self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
         self.inner.delete_job(id).await
     }
+    async fn next_run_at(
+        &self,
+        lane: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.next_run_at(lane).await
+    }
+    async fn find_reusable(&self, dedupe_key: &str) -> Result<Option<Job>, StoreError> {
+        self.inner.find_reusable(dedupe_key).await
+    }
+    async fn prune_finished(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.inner.prune_finished(before, limit).await
+    }
+    async fn claim_webhooks(&self, lease: Duration, max: usize) -> Result<Vec<Job>, StoreError> {
+        self.inner.claim_webhooks(lease, max).await
+    }
+    async fn record_webhook(
+        &self,
+        job_id: Uuid,
+        seq: i32,
+        attempt: crate::WebhookAttempt,
+    ) -> Result<Option<Job>, StoreError> {
+        self.inner.record_webhook(job_id, seq, attempt).await
+    }
     fn subscribe_signals(&self) -> Option<broadcast::Receiver<StoreSignal>> {
         self.inner.subscribe_signals()
     }

@@ -186,6 +186,17 @@ macro_rules! __conformance_case_list {
             events_follow_lifecycle,
             retry_runs_again_with_attempts_kept,
             delete_active_conflicts,
+            retryable_failure_requeues_with_backoff,
+            scheduled_job_waits_for_run_at,
+            unique_key_returns_active_job,
+            find_reusable_latest_succeeded,
+            prune_finished_rules,
+            webhook_outbox_rules,
+            manager_retries_retryable_errors,
+            manager_runs_delayed_job_after_run_at,
+            manager_timeout_stops_handler,
+            manager_delivers_webhooks,
+            manager_prunes_old_jobs,
         );
     };
 }

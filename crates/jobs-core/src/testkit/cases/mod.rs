@@ -18,11 +18,13 @@ use crate::{
 
 mod batch;
 mod manager;
+mod schedule;
 mod store_claims;
 mod store_lifecycle;
 
 pub use batch::*;
 pub use manager::*;
+pub use schedule::*;
 pub use store_claims::*;
 pub use store_lifecycle::*;
 

@@ -1,0 +1,11 @@
+DROP INDEX jobs_finished_idx;
+DROP INDEX jobs_webhook_due_idx;
+DROP INDEX jobs_dedupe_idx;
+DROP INDEX jobs_unique_key_idx;
+DROP INDEX jobs_claim_idx;
+CREATE INDEX jobs_claim_idx ON jobs (status, lane, claimable, priority DESC, created_at, id);
+ALTER TABLE jobs DROP COLUMN webhook;
+ALTER TABLE jobs DROP COLUMN dedupe_key;
+ALTER TABLE jobs DROP COLUMN unique_key;
+ALTER TABLE jobs DROP COLUMN last_error;
+ALTER TABLE jobs DROP COLUMN run_at;

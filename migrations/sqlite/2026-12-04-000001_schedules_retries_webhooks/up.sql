@@ -1,0 +1,16 @@
+-- Scheduled and delayed jobs, retries with backoff, unique jobs, result reuse and completion
+-- webhooks. Same version as migrations/postgres (which explains each column).
+ALTER TABLE jobs ADD COLUMN run_at INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET run_at = created_at;
+ALTER TABLE jobs ADD COLUMN last_error TEXT;
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+ALTER TABLE jobs ADD COLUMN dedupe_key TEXT;
+ALTER TABLE jobs ADD COLUMN webhook TEXT;
+
+DROP INDEX jobs_claim_idx;
+CREATE INDEX jobs_claim_idx ON jobs (status, lane, claimable, priority DESC, run_at, id);
+CREATE UNIQUE INDEX jobs_unique_key_idx ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND status IN ('queued', 'running');
+CREATE INDEX jobs_dedupe_idx ON jobs (dedupe_key, status, finished_at);
+CREATE INDEX jobs_webhook_due_idx ON jobs (json_extract(webhook, '$.due_us'));
+CREATE INDEX jobs_finished_idx ON jobs (finished_at);
