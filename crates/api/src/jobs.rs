@@ -7,9 +7,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
+use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use jobs_core::{Job, JobEvent, JobEventKind, JobFilter, JobStatus};
-use mediajobs_jobs::Submission;
+use mediajobs_jobs::{Submission, SubmitOptions};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use utoipa::IntoParams;
@@ -22,8 +23,12 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, OwnedJob, own_job};
 use crate::requests::{SubmitBatch, SubmitJob};
 use crate::views::JobView;
 
-fn view(j: &Job) -> Json<JobView> {
-    Json(JobView::from(j))
+async fn view(st: &AppState, j: &Job) -> Json<JobView> {
+    let v = views_with_eta(st, std::slice::from_ref(j)).await;
+    match v.into_iter().next() {
+        Some(v) => Json(v),
+        None => Json(JobView::from(j)),
+    }
 }
 
 /// Submits one job. Everything is validated before anything is queued.
@@ -34,8 +39,9 @@ pub async fn submit(
     State(st): State<AppState>,
     Profile(p): Profile,
     ApiJson(req): ApiJson<SubmitJob>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
-    submit_any(&st, &p, req.into()).await
+) -> ApiResult<Response> {
+    let opts = req.scheduling(st.config.webhooks.as_ref())?;
+    submit_any(&st, &p, req.into(), opts).await
 }
 
 /// Submits a batch: the parent and one child per file, in one transaction.
@@ -46,19 +52,70 @@ pub async fn submit_batch(
     State(st): State<AppState>,
     Profile(p): Profile,
     ApiJson(req): ApiJson<SubmitBatch>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
-    submit_any(&st, &p, req.into()).await
+) -> ApiResult<Response> {
+    let opts = req.scheduling(st.config.webhooks.as_ref())?;
+    submit_any(&st, &p, req.into(), opts).await
 }
+
+/// The header of a unique submission answered with the job already holding its key.
+pub const EXISTING_HEADER: &str = "x-mediajobs-existing";
 
 async fn submit_any(
     st: &AppState,
     profile: &str,
     sub: Submission,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
+    opts: SubmitOptions,
+) -> ApiResult<Response> {
     let spec = st.services.prepare(profile, sub).await?;
-    let job = st.services.enqueue(&st.manager, profile, &spec).await?;
+    let done = st
+        .services
+        .enqueue_with(&st.manager, profile, &spec, &opts)
+        .await?;
+    let v = views_with_eta(st, std::slice::from_ref(&done.job)).await;
+    let body = Json(v.into_iter().next());
+    if done.existing {
+        return Ok((StatusCode::OK, [(EXISTING_HEADER, "true")], body).into_response());
+    }
     st.metrics.submitted(spec.job_type());
-    Ok((StatusCode::ACCEPTED, view(&job)))
+    Ok((StatusCode::ACCEPTED, body).into_response())
+}
+
+/// Job views with their ETAs: the work ahead of a queued job is the remaining work of the
+/// jobs before it in its lane (claim order), over the lane's permits on this node.
+pub(crate) async fn views_with_eta(st: &AppState, jobs: &[Job]) -> Vec<JobView> {
+    let now = chrono::Utc::now();
+    let backlog = if jobs.iter().any(|j| j.status == JobStatus::Queued) {
+        st.backlog().await
+    } else {
+        std::sync::Arc::new(Vec::new())
+    };
+    let speed = &st.services.speed;
+    jobs.iter()
+        .map(|j| {
+            let ahead = if j.status == JobStatus::Queued {
+                let permits = st
+                    .manager
+                    .config()
+                    .lane_permits(&j.lane)
+                    .unwrap_or(1)
+                    .max(1);
+                let work: f64 = backlog
+                    .iter()
+                    .filter(|o| o.lane == j.lane && o.id != j.id && o.parent_id.is_none())
+                    .filter(|o| {
+                        o.status == JobStatus::Running
+                            || (std::cmp::Reverse(o.priority), o.run_at, o.id)
+                                < (std::cmp::Reverse(j.priority), j.run_at, j.id)
+                    })
+                    .map(|o| speed.remaining(o, now))
+                    .sum();
+                work / permits as f64
+            } else {
+                0.0
+            };
+            JobView::from(j).with_eta(speed.eta(j, ahead, now))
+        })
+        .collect()
 }
 
 /// Query of `GET /jobs`.
@@ -140,14 +197,14 @@ pub async fn list(
             before: q.before,
         })
         .await?;
-    Ok(Json(jobs.iter().map(JobView::from).collect()))
+    Ok(Json(views_with_eta(&st, &jobs).await))
 }
 
 /// One job.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
     responses((status = 200, body = JobView), (status = 404, body = crate::views::ErrorEnvelope)))]
-pub async fn get(OwnedJob(job): OwnedJob) -> ApiResult<Json<JobView>> {
-    Ok(view(&job))
+pub async fn get(State(st): State<AppState>, OwnedJob(job): OwnedJob) -> ApiResult<Json<JobView>> {
+    Ok(view(&st, &job).await)
 }
 
 /// The children of a batch, in submit order.
@@ -158,7 +215,7 @@ pub async fn children(
     OwnedJob(job): OwnedJob,
 ) -> ApiResult<Json<Vec<JobView>>> {
     let kids = st.manager.store().list_children(job.id).await?;
-    Ok(Json(kids.iter().map(JobView::from).collect()))
+    Ok(Json(views_with_eta(&st, &kids).await))
 }
 
 /// Cancels a job: at once when queued; a running job's work stops within a second.
@@ -168,7 +225,8 @@ pub async fn cancel(
     State(st): State<AppState>,
     OwnedJob(job): OwnedJob,
 ) -> ApiResult<Json<JobView>> {
-    Ok(view(&st.manager.cancel_job(job.id).await?))
+    let j = st.manager.cancel_job(job.id).await?;
+    Ok(view(&st, &j).await)
 }
 
 /// Retries a failed or cancelled job (a batch re-runs only its failed/cancelled children).
@@ -178,10 +236,8 @@ pub async fn retry(
     State(st): State<AppState>,
     OwnedJob(job): OwnedJob,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
-    Ok((
-        StatusCode::ACCEPTED,
-        view(&st.manager.retry_job(job.id).await?),
-    ))
+    let j = st.manager.retry_job(job.id).await?;
+    Ok((StatusCode::ACCEPTED, view(&st, &j).await))
 }
 
 /// Deletes a finished job; `409` while it is active.
@@ -205,10 +261,11 @@ fn event_name(kind: JobEventKind) -> &'static str {
     }
 }
 
-fn sse_job(name: &str, job: &Job) -> Event {
+async fn sse_job(st: &AppState, name: &str, job: &Job) -> Event {
+    let v = views_with_eta(st, std::slice::from_ref(job)).await;
     Event::default()
         .event(name)
-        .json_data(JobView::from(job))
+        .json_data(v.into_iter().next().unwrap_or_else(|| JobView::from(job)))
         .unwrap_or_else(|_| Event::default().event(name))
 }
 
@@ -243,12 +300,14 @@ pub async fn job_events(
         first: Some(job),
         done: false,
     };
+    let st2 = st.clone();
     let stream = futures::stream::unfold(init, move |mut s| {
         let store = store.clone();
+        let st = st2.clone();
         async move {
             if let Some(j) = s.first.take() {
                 s.done = j.status.is_terminal();
-                return Some((Ok(sse_job("snapshot", &j)), s));
+                return Some((Ok(sse_job(&st, "snapshot", &j).await), s));
             }
             if s.done {
                 return None;
@@ -261,20 +320,18 @@ pub async fn job_events(
                         {
                             s.done = true;
                         }
-                        return Some((Ok(sse_job(event_name(ev.kind), &ev.job)), s));
+                        return Some((Ok(sse_job(&st, event_name(ev.kind), &ev.job).await), s));
                     }
                     Ok(ev) if ev.job.parent_id == Some(id) => {
-                        return Some((
-                            Ok(sse_job(&format!("child_{}", event_name(ev.kind)), &ev.job)),
-                            s,
-                        ));
+                        let name = format!("child_{}", event_name(ev.kind));
+                        return Some((Ok(sse_job(&st, &name, &ev.job).await), s));
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Missed events: send a fresh snapshot.
                         if let Ok(Some(j)) = store.get_job(id).await {
                             s.done = j.status.is_terminal();
-                            return Some((Ok(sse_job("snapshot", &j)), s));
+                            return Some((Ok(sse_job(&st, "snapshot", &j).await), s));
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
@@ -306,14 +363,11 @@ pub async fn profile_events(
             .await
     };
     let snapshot = active(store.clone(), p.clone()).await?;
-    let snap_event = |jobs: &[Job]| {
-        let views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
-        Event::default()
-            .event("snapshot")
-            .json_data(views)
-            .unwrap_or_else(|_| Event::default().event("snapshot"))
-    };
-    let first = snap_event(&snapshot);
+    let first = Event::default()
+        .event("snapshot")
+        .json_data(views_with_eta(&st, &snapshot).await)
+        .unwrap_or_else(|_| Event::default().event("snapshot"));
+    let st2 = st.clone();
     struct S {
         rx: broadcast::Receiver<JobEvent>,
         first: Option<Event>,
@@ -326,6 +380,7 @@ pub async fn profile_events(
         move |mut s| {
             let store = store.clone();
             let p = p.clone();
+            let st = st2.clone();
             async move {
                 if let Some(e) = s.first.take() {
                     return Some((Ok(e), s));
@@ -333,12 +388,12 @@ pub async fn profile_events(
                 loop {
                     match s.rx.recv().await {
                         Ok(ev) if ev.job.profile_id.as_deref() == Some(p.as_str()) => {
-                            return Some((Ok(sse_job(event_name(ev.kind), &ev.job)), s));
+                            return Some((Ok(sse_job(&st, event_name(ev.kind), &ev.job).await), s));
                         }
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => {
                             if let Ok(jobs) = active(store.clone(), p.clone()).await {
-                                let views: Vec<JobView> = jobs.iter().map(JobView::from).collect();
+                                let views = views_with_eta(&st, &jobs).await;
                                 let e = Event::default()
                                     .event("snapshot")
                                     .json_data(views)

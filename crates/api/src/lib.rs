@@ -28,6 +28,7 @@ pub mod options;
 mod requests;
 mod server_info;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -49,6 +50,7 @@ pub use links::{FileLink, LINK_TTL_SECS, LinkKey};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 pub use requests::{SubmitBatch, SubmitJob};
+pub use webhooks::{HttpWebhookSender, WebhookConfigError, WebhookPolicy};
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -62,6 +64,8 @@ pub struct ApiConfig {
     /// The name the compatible APIs' `model` selects the transcription model by (`base`);
     /// `whisper-1` always means it too.
     pub model_name: String,
+    /// The webhook secret and URL policy; `None`: `webhook_url` is refused.
+    pub webhooks: Option<WebhookPolicy>,
 }
 
 impl Default for ApiConfig {
@@ -71,6 +75,7 @@ impl Default for ApiConfig {
             tokens: Vec::new(),
             default_profile: "default".into(),
             model_name: String::new(),
+            webhooks: None,
         }
     }
 }
@@ -90,6 +95,34 @@ pub struct AppState {
     pub shutdown: jobs_core::CancellationToken,
     /// Signs the file links of `POST /profiles/files/{id}/link`.
     pub link_key: LinkKey,
+    /// The unfinished jobs, for the ETAs of queued jobs (read at most once a second).
+    pub backlog: Arc<Backlog>,
+}
+
+/// A cache of the store's unfinished jobs (see [`AppState::backlog`]).
+#[derive(Debug, Default)]
+pub struct Backlog(tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<jobs_core::Job>>)>>);
+
+impl AppState {
+    /// The unfinished jobs of every node, at most a second old: what is ahead of a queued
+    /// job in its lane.
+    pub async fn backlog(&self) -> Arc<Vec<jobs_core::Job>> {
+        let mut g = self.backlog.0.lock().await;
+        if let Some((at, jobs)) = g.as_ref()
+            && at.elapsed() < std::time::Duration::from_secs(1)
+        {
+            return jobs.clone();
+        }
+        let jobs = Arc::new(
+            self.manager
+                .store()
+                .list_unfinished()
+                .await
+                .unwrap_or_default(),
+        );
+        *g = Some((std::time::Instant::now(), jobs.clone()));
+        jobs
+    }
 }
 
 /// Liveness.

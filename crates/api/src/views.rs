@@ -103,6 +103,21 @@ pub struct JobView {
     pub error_details: Option<Value>,
     /// Runs so far.
     pub attempts: i32,
+    /// Runs allowed: retryable failures and interruptions re-queue the job while
+    /// `attempts < max_attempts`.
+    pub max_attempts: i32,
+    /// Claim order within its lane (higher first).
+    pub priority: i16,
+    /// When a queued job becomes claimable, if later than now (scheduled, or backing off
+    /// after a retryable failure). RFC 3339 UTC.
+    pub next_run_at: Option<String>,
+    /// The error of the latest failed attempt (also while the job waits for its retry).
+    pub last_error: Option<LastErrorView>,
+    /// Seconds until the job is expected to end (running and queued jobs), from the input's
+    /// duration, this node's measured speed and the work ahead of it.
+    pub eta_seconds: Option<f64>,
+    /// The completion webhook's delivery, when the job has one.
+    pub webhook: Option<WebhookView>,
     /// A cancel was asked for while running.
     pub cancel_requested: bool,
     /// RFC 3339 UTC.
@@ -133,6 +148,30 @@ impl From<&Job> for JobView {
             error_code: j.error_code.clone(),
             error_details: j.error_details.clone(),
             attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            priority: j.priority,
+            next_run_at: j.next_run_at(Utc::now()).map(ts),
+            last_error: j.last_error.as_ref().map(|e| LastErrorView {
+                attempt: e.attempt,
+                code: e.code.clone(),
+                message: e.message.clone(),
+                details: e.details.clone(),
+                retryable: e.retryable,
+                at: ts(e.at),
+            }),
+            eta_seconds: None,
+            webhook: j.webhook.as_ref().map(|w| WebhookView {
+                url: w.url.clone(),
+                status: w.status.as_str().into(),
+                attempts: w.attempts,
+                delivery_id: (w.seq > 0).then(|| w.delivery_id(j.id)),
+                next_attempt_at: w
+                    .due_at()
+                    .filter(|_| w.status == jobs_core::WebhookStatus::Pending)
+                    .map(ts),
+                last_error: w.last_error.clone(),
+                delivered_at: w.delivered_at.map(ts),
+            }),
             cancel_requested: j.cancel_requested,
             created_at: ts(j.created_at),
             started_at: j.started_at.map(ts),
@@ -140,6 +179,51 @@ impl From<&Job> for JobView {
             updated_at: ts(j.updated_at),
         }
     }
+}
+
+impl JobView {
+    /// Sets the ETA.
+    pub fn with_eta(mut self, eta: Option<f64>) -> Self {
+        self.eta_seconds = eta;
+        self
+    }
+}
+
+/// The error of a job's latest failed attempt.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LastErrorView {
+    /// The attempt that failed.
+    pub attempt: i32,
+    /// Stable error code.
+    pub code: String,
+    /// Message.
+    pub message: String,
+    /// Details.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+    /// Whether it was retryable.
+    pub retryable: bool,
+    /// When it failed. RFC 3339 UTC.
+    pub at: String,
+}
+
+/// A job's completion webhook.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookView {
+    /// Where it is POSTed.
+    pub url: String,
+    /// `waiting` (the job has not ended), `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Tries of the current delivery.
+    pub attempts: i32,
+    /// The `webhook-id` of the current delivery (the same for each of its tries).
+    pub delivery_id: Option<String>,
+    /// When the next try is due. RFC 3339 UTC.
+    pub next_attempt_at: Option<String>,
+    /// Why the latest try failed.
+    pub last_error: Option<String>,
+    /// When it was delivered. RFC 3339 UTC.
+    pub delivered_at: Option<String>,
 }
 
 /// A transcript.

@@ -360,7 +360,9 @@ impl JobContext {
     pub fn set_timeout(&self, timeout: std::time::Duration) {
         let at = tokio::time::Instant::now()
             .checked_add(timeout)
-            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365));
+            .unwrap_or_else(|| {
+                tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+            });
         self.deadline.send_replace(Some(at));
     }
 

@@ -221,7 +221,11 @@ impl JobStore for MemoryStore {
     async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError> {
         let job = rules::new_job(job, self.now());
         let mut st = self.lock();
-        if let Some(existing) = job.unique_key.as_deref().and_then(|k| st.active_with_key(k)) {
+        if let Some(existing) = job
+            .unique_key
+            .as_deref()
+            .and_then(|k| st.active_with_key(k))
+        {
             return Ok(existing);
         }
         if st.jobs.contains_key(&job.id) {

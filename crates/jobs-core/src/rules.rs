@@ -193,7 +193,12 @@ pub fn claim_webhook(job: &mut Job, lease: Duration, now: DateTime<Utc>) {
 /// Records a delivery try of delivery `seq`. `false` (nothing changed) when the job has
 /// reached another terminal state since (the newer one is delivered instead) or is not
 /// pending.
-pub fn record_webhook(job: &mut Job, seq: i32, attempt: &WebhookAttempt, now: DateTime<Utc>) -> bool {
+pub fn record_webhook(
+    job: &mut Job,
+    seq: i32,
+    attempt: &WebhookAttempt,
+    now: DateTime<Utc>,
+) -> bool {
     let Some(w) = job.webhook.as_mut() else {
         return false;
     };

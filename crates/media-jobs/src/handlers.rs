@@ -23,7 +23,7 @@ use crate::error::MediaJobError;
 use crate::services::{NewFile, Services};
 use crate::spec::{
     Convert, ConvertOutput, DetectLanguage, DetectLanguageOutput, FixSrt, FixSrtOutput,
-    GenerateSrt, GenerateSrtOutput, OnFile, Operation, Transcribe, TranscribeOutput,
+    GenerateSrt, GenerateSrtOutput, OnFile, Operation, RunHints, Transcribe, TranscribeOutput,
 };
 use jobs_core::ErrorCode;
 
@@ -32,8 +32,11 @@ pub fn file_url(id: Uuid) -> String {
     format!("/profiles/files/{id}/content")
 }
 
+/// A processor error as the job's error; transient ones (a provider's 429/5xx, a timeout of
+/// a request, storage trouble) are retryable, so the engine re-queues the job with backoff.
 fn map_err(e: ProcessorError) -> JobError {
-    match e {
+    let retryable = e.is_transient();
+    let err = match e {
         ProcessorError::Cancelled => JobError::cancelled(),
         ProcessorError::Storage(io) => {
             tracing::error!(error = %io, "storage error in a job");
@@ -41,7 +44,8 @@ fn map_err(e: ProcessorError) -> JobError {
         }
         ProcessorError::Internal(m) | ProcessorError::Unavailable(m) => JobError::internal_msg(m),
         other => JobError::new(other.code(), other.to_string()),
-    }
+    };
+    err.with_retryable(retryable)
 }
 
 fn job_err(e: MediaJobError) -> JobError {
@@ -169,13 +173,83 @@ async fn save_subtitles(
     svc.add_file(tmp, None, new).await.map_err(job_err)
 }
 
-/// `generate_srt`: transcribe, segment into subtitle-grade cues, save the SRT.
+/// Sets the job's deadline: the explicit `timeout_seconds`, else one derived from the input's
+/// duration and this node's measured speed (none when the duration is unknown).
+fn set_deadline(
+    svc: &Services,
+    ctx: &JobContext,
+    op: Operation,
+    run: &RunHints,
+    media_ms: Option<i64>,
+    cues: Option<usize>,
+) {
+    if let Some(d) = svc
+        .speed
+        .deadline(op, run.timeout_seconds, media_ms.or(run.media_ms), cues)
+    {
+        ctx.set_timeout(d);
+    }
+}
+
+/// The earlier job a reusing job copies: its stored result, if it still succeeded.
+async fn reused_result<T: serde::de::DeserializeOwned>(
+    svc: &Services,
+    src: Uuid,
+) -> Result<T, JobError> {
+    use jobs_core::JobStore;
+    let gone = || {
+        JobError::new(
+            "NotFound",
+            format!("The reused result of job {src} is gone; submit again with dedupe: false"),
+        )
+    };
+    let job = svc
+        .db
+        .get_job(src)
+        .await
+        .map_err(JobError::internal)?
+        .filter(|j| j.status == jobs_core::JobStatus::Succeeded)
+        .ok_or_else(gone)?;
+    serde_json::from_value(job.result.unwrap_or_default()).map_err(|_| gone())
+}
+
+/// `generate_srt`: transcribe, segment into subtitle-grade cues, save the SRT. A job that
+/// reuses an earlier identical one (dedupe) copies its subtitles into a file of its own.
 pub async fn generate_srt(
     State(svc): State<Arc<Services>>,
     job: OnFile<GenerateSrt>,
     ctx: JobContext,
 ) -> Result<GenerateSrtOutput, JobError> {
     let (input, path) = load_input(&svc, &job).await?;
+    if let Some(src) = job.run.reuse_from {
+        let prev: GenerateSrtOutput = reused_result(&svc, src).await?;
+        let format = prev.format.format();
+        let rec = save_subtitles(
+            &svc,
+            &ctx,
+            &input,
+            &prev.srt_content,
+            format.extension(),
+            format,
+            FileOrigin::Generated,
+        )
+        .await?;
+        return Ok(GenerateSrtOutput {
+            srt_file_id: rec.id,
+            srt_url: file_url(rec.id),
+            reused_from: Some(src),
+            ..prev
+        });
+    }
+    set_deadline(
+        &svc,
+        &ctx,
+        Operation::GenerateSrt,
+        &job.run,
+        input.duration_ms,
+        None,
+    );
+    let t0 = std::time::Instant::now();
     let t = transcriber(&svc)?;
     let tr = t
         .transcribe(
@@ -199,6 +273,9 @@ pub async fn generate_srt(
         FileOrigin::Generated,
     )
     .await?;
+    if let Some(ms) = input.duration_ms {
+        svc.speed.record(Operation::GenerateSrt, ms, t0.elapsed());
+    }
     Ok(GenerateSrtOutput {
         srt_file_id: rec.id,
         srt_url: file_url(rec.id),
@@ -207,6 +284,7 @@ pub async fn generate_srt(
         language: tr.language,
         cues: cues.len(),
         reading_speed: reading_speed(&cues),
+        reused_from: None,
     })
 }
 
@@ -217,6 +295,47 @@ pub async fn transcribe(
     ctx: JobContext,
 ) -> Result<TranscribeOutput, JobError> {
     let (input, path) = load_input(&svc, &job).await?;
+    if let Some(src) = job.run.reuse_from {
+        let prev: TranscribeOutput = reused_result(&svc, src).await?;
+        let old = svc
+            .db
+            .get_transcript(&input.profile_id, prev.transcript_id)
+            .await
+            .map_err(JobError::internal)?
+            .ok_or_else(|| {
+                JobError::new(
+                    "NotFound",
+                    format!("The reused transcript of job {src} is gone; submit again with dedupe: false"),
+                )
+            })?;
+        ctx.check_cancelled()?;
+        let rec = svc
+            .db
+            .insert_transcript(&TranscriptRecord {
+                id: Uuid::now_v7(),
+                file_id: Some(input.id),
+                job_id: Some(ctx.job_id()),
+                created_at: Utc::now(),
+                ..old
+            })
+            .await
+            .map_err(JobError::internal)?;
+        return Ok(TranscribeOutput {
+            transcript_id: rec.id,
+            transcript: rec.text,
+            language: prev.language,
+            reused_from: Some(src),
+        });
+    }
+    set_deadline(
+        &svc,
+        &ctx,
+        Operation::Transcribe,
+        &job.run,
+        input.duration_ms,
+        None,
+    );
+    let t0 = std::time::Instant::now();
     let opts = &job.params.opts;
     let t = transcriber(&svc)?;
     let tr = t
@@ -224,6 +343,9 @@ pub async fn transcribe(
         .await
         .map_err(map_err)?;
     ctx.check_cancelled()?;
+    if let Some(ms) = input.duration_ms {
+        svc.speed.record(Operation::Transcribe, ms, t0.elapsed());
+    }
     let segments: Vec<serde_json::Value> = tr
         .segments
         .iter()
@@ -256,6 +378,7 @@ pub async fn transcribe(
         transcript_id: rec.id,
         transcript: rec.text,
         language: tr.language,
+        reused_from: None,
     })
 }
 
@@ -266,6 +389,15 @@ pub async fn convert(
     ctx: JobContext,
 ) -> Result<ConvertOutput, JobError> {
     let (input, path) = load_input(&svc, &job).await?;
+    set_deadline(
+        &svc,
+        &ctx,
+        Operation::Convert,
+        &job.run,
+        input.duration_ms,
+        None,
+    );
+    let t0 = std::time::Instant::now();
     let tmp = svc.media.temp();
     let report = svc
         .converter
@@ -290,6 +422,9 @@ pub async fn convert(
         folder: input.folder.clone(),
     };
     let rec = svc.add_file(tmp, None, new).await.map_err(job_err)?;
+    if let Some(ms) = input.duration_ms {
+        svc.speed.record(Operation::Convert, ms, t0.elapsed());
+    }
     Ok(ConvertOutput {
         file_id: rec.id,
         video_url: file_url(rec.id),
@@ -321,6 +456,14 @@ pub async fn fix_srt(
             format!("The input is not a valid SRT/VTT file: {e}"),
         )
     })?;
+    set_deadline(
+        &svc,
+        &ctx,
+        Operation::FixSrt,
+        &job.run,
+        None,
+        Some(cues.len()),
+    );
     let spent = Arc::new(std::sync::Mutex::new(TokenUsage::default()));
     let opts = RefineOptions {
         system_prompt: job.params.sys_msg.clone(),

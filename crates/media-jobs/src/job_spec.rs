@@ -39,6 +39,7 @@ impl<P: OperationParams> OneFile<P> {
             profile_id: profile.to_owned(),
             file_id: self.file_id,
             params: self.params.clone(),
+            run: Default::default(),
         }
     }
 }
@@ -202,6 +203,62 @@ impl JobSpec {
             JobSpec::BatchTranscribe(b) => Params::Transcribe(b.params.clone()),
             JobSpec::BatchConvert(b) => Params::Convert(b.params.clone()),
             JobSpec::BatchFixSrt(b) => Params::FixSrt(b.params.clone()),
+        }
+    }
+
+    /// The stored options (`params` without run hints) as JSON: what a reuse key covers.
+    pub fn params_json(&self) -> serde_json::Value {
+        let v = match self.params() {
+            Params::GenerateSrt(p) => serde_json::to_value(p),
+            Params::Transcribe(p) => serde_json::to_value(p),
+            Params::Convert(p) => serde_json::to_value(p),
+            Params::FixSrt(p) => serde_json::to_value(p),
+        };
+        v.unwrap_or_default()
+    }
+
+    /// The job of the spec's operation on one file of `profile` (the single job, or a batch's
+    /// child for that file), with its run hints.
+    pub fn single_new_job(
+        &self,
+        profile: &str,
+        file_id: Uuid,
+        run: &crate::spec::RunHints,
+    ) -> Result<jobs_core::NewJob, jobs_core::JobError> {
+        use jobs_core::JobArgs;
+        fn on<P: crate::spec::OperationParams>(
+            profile: &str,
+            file_id: Uuid,
+            params: P,
+            run: &crate::spec::RunHints,
+        ) -> Result<jobs_core::NewJob, jobs_core::JobError> {
+            OnFile {
+                profile_id: profile.to_owned(),
+                file_id,
+                params,
+                run: run.clone(),
+            }
+            .to_new_job()
+        }
+        match self.params() {
+            Params::GenerateSrt(p) => on(profile, file_id, p, run),
+            Params::Transcribe(p) => on(profile, file_id, p, run),
+            Params::Convert(p) => on(profile, file_id, p, run),
+            Params::FixSrt(p) => on(profile, file_id, p, run),
+        }
+    }
+
+    /// A batch spec's parent and children (plain children, without run hints).
+    pub fn batch_new_jobs(
+        &self,
+        profile: &str,
+    ) -> Result<(jobs_core::NewJob, Vec<jobs_core::NewJob>), jobs_core::JobError> {
+        match self {
+            JobSpec::BatchGenerateSrt(b) => b.on(profile).to_new_jobs(),
+            JobSpec::BatchTranscribe(b) => b.on(profile).to_new_jobs(),
+            JobSpec::BatchConvert(b) => b.on(profile).to_new_jobs(),
+            JobSpec::BatchFixSrt(b) => b.on(profile).to_new_jobs(),
+            _ => Err(jobs_core::JobError::internal_msg("not a batch")),
         }
     }
 

@@ -33,16 +33,18 @@ mod http_form;
 mod job_spec;
 mod services;
 pub mod spec;
+pub mod speed;
 mod storage;
 
 pub use error::MediaJobError;
 pub use handlers::{file_url, register_handlers};
 pub use http_form::{check_batch_ids, parse_bitrate, parse_params, parse_resolution};
 pub use job_spec::{JobSpec, ManyFiles, OneFile, Params};
-pub use services::{NewFile, Services, Submission, Upload};
+pub use services::{Enqueued, NewFile, Services, Submission, SubmitOptions, Upload, dedupe_key};
 pub use spec::{
     Convert, ConvertOutput, CueFileFormat, DetectLanguage, DetectLanguageOutput, FixSrt,
     FixSrtOutput, GenerateSrt, GenerateSrtOutput, OnFile, OnFiles, Operation, OperationParams,
     Transcribe, TranscribeOutput,
 };
+pub use speed::{SpeedBook, TimeoutPolicy};
 pub use storage::{MediaStore, TempFile, content_type_for, hash_file, sanitize_name};

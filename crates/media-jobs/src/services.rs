@@ -18,7 +18,8 @@ use uuid::Uuid;
 use crate::error::MediaJobError;
 use crate::http_form::{check_batch_ids, parse_params};
 use crate::job_spec::{JobSpec, Params};
-use crate::spec::{OnFile, OnFiles, Operation, OperationParams};
+use crate::spec::Operation;
+use crate::speed::SpeedBook;
 use crate::storage::{MediaStore, TempFile, content_type_for, hash_file};
 use jobs_core::ErrorCode;
 
@@ -38,6 +39,72 @@ pub struct Services {
     pub refiner: Arc<dyn SubtitleRefiner>,
     /// Concurrency of I/O-bound batches (the `io` lane's permits).
     pub io_concurrency: usize,
+    /// This node's measured speed: derived deadlines and ETAs.
+    pub speed: Arc<SpeedBook>,
+}
+
+/// How a submission is scheduled and followed: the fields of `POST /jobs` beside the job
+/// (ADR 016–019). The default runs at once, at priority 0, with the operation's dedupe default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubmitOptions {
+    /// Not before this time.
+    pub run_at: Option<chrono::DateTime<Utc>>,
+    /// Claim order within the lane (higher first).
+    pub priority: i16,
+    /// At most one active job per key in the profile: a second submission returns the first.
+    pub unique_key: Option<String>,
+    /// Reuse an identical earlier result (`None`: on for `generate_srt`/`transcribe`).
+    pub dedupe: Option<bool>,
+    /// Where the completion webhook goes (checked by the caller's URL policy).
+    pub webhook_url: Option<String>,
+    /// An explicit deadline, overriding the one derived from the media.
+    pub timeout_seconds: Option<u64>,
+}
+
+/// What [`Services::enqueue_with`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enqueued {
+    /// The job (the batch parent), new or existing.
+    pub job: Job,
+    /// `true` when `unique_key` matched an active job, which is returned instead of a new one.
+    pub existing: bool,
+}
+
+/// The reuse key of a transcription: the profile, the operation, the content (SHA-256), the
+/// effective options (canonical JSON) and the model. Equal keys give equal results.
+pub fn dedupe_key(
+    profile: &str,
+    op: Operation,
+    sha256: &str,
+    params: &Value,
+    model: &str,
+) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in [
+        profile,
+        op.name(),
+        sha256,
+        &canonical(params).to_string(),
+        model,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    format!("{}:{}", op.name(), hex::encode(h.finalize()))
+}
+
+/// `v` with every object's keys sorted (so equal options give equal text).
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let sorted: std::collections::BTreeMap<&String, Value> =
+                m.iter().map(|(k, v)| (k, canonical(v))).collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
 }
 
 impl std::fmt::Debug for Services {
@@ -273,24 +340,144 @@ impl Services {
     }
 
     /// Stores the job(s) of a checked spec and wakes the workers; returns the job (the
-    /// parent, for a batch).
+    /// parent, for a batch). [`enqueue_with`](Services::enqueue_with) with the defaults.
     pub async fn enqueue(
         &self,
         manager: &QueueManager,
         profile: &str,
         spec: &JobSpec,
     ) -> Result<Job, MediaJobError> {
-        use JobSpec as S;
-        match spec {
-            S::GenerateSrt(s) => enqueue_one(manager, s.on(profile)).await,
-            S::Transcribe(s) => enqueue_one(manager, s.on(profile)).await,
-            S::Convert(s) => enqueue_one(manager, s.on(profile)).await,
-            S::FixSrt(s) => enqueue_one(manager, s.on(profile)).await,
-            S::BatchGenerateSrt(b) => enqueue_batch(manager, b.on(profile)).await,
-            S::BatchTranscribe(b) => enqueue_batch(manager, b.on(profile)).await,
-            S::BatchConvert(b) => enqueue_batch(manager, b.on(profile)).await,
-            S::BatchFixSrt(b) => enqueue_batch(manager, b.on(profile)).await,
+        Ok(self
+            .enqueue_with(manager, profile, spec, &SubmitOptions::default())
+            .await?
+            .job)
+    }
+
+    /// Stores the job(s) of a checked spec with its scheduling, and wakes the workers.
+    ///
+    /// Each job records its input's duration (deadline, ETA) and, for the transcription
+    /// operations with dedupe on, a reuse key; when a succeeded job of the profile has the
+    /// same key and its output is still there, the new job reuses it: it runs on the `io` lane
+    /// and copies that result into an output of its own instead of running whisper.
+    pub async fn enqueue_with(
+        &self,
+        manager: &QueueManager,
+        profile: &str,
+        spec: &JobSpec,
+        opts: &SubmitOptions,
+    ) -> Result<Enqueued, MediaJobError> {
+        let ids = spec.file_ids();
+        let files = self.files_of(profile, &ids, spec.is_batch()).await?;
+        let op = spec.operation();
+        let dedupe = opts.dedupe.unwrap_or(op.dedupes_by_default()) && op.dedupes_by_default();
+        let mut jobs = Vec::with_capacity(files.len());
+        for f in &files {
+            jobs.push(self.child_job(profile, spec, f, opts, dedupe).await?);
         }
+        let unique = opts.unique_key.as_ref().map(|k| format!("{profile}/{k}"));
+        if !spec.is_batch() {
+            let Some(mut nj) = jobs.pop() else {
+                return Err(MediaJobError::validation("a job needs a file"));
+            };
+            nj.priority = opts.priority;
+            nj.run_at = opts.run_at;
+            nj.unique_key = unique;
+            nj.webhook_url.clone_from(&opts.webhook_url);
+            let asked = nj.id;
+            let job = manager.enqueue(nj).await?;
+            let existing = job.id != asked;
+            return Ok(Enqueued { job, existing });
+        }
+        let (mut parent, _) = spec
+            .batch_new_jobs(profile)
+            .map_err(MediaJobError::internal)?;
+        parent.priority = opts.priority;
+        parent.run_at = opts.run_at;
+        parent.unique_key = unique;
+        parent.webhook_url.clone_from(&opts.webhook_url);
+        for c in &mut jobs {
+            c.priority = opts.priority;
+        }
+        let asked = parent.id;
+        let job = manager.enqueue_batch(parent, jobs).await?.0;
+        let existing = job.id != asked;
+        Ok(Enqueued { job, existing })
+    }
+
+    /// The job of one file of a spec (a single job, or a batch child): the options, the run
+    /// hints, and the reuse key and reused job.
+    async fn child_job(
+        &self,
+        profile: &str,
+        spec: &JobSpec,
+        file: &FileRecord,
+        opts: &SubmitOptions,
+        dedupe: bool,
+    ) -> Result<jobs_core::NewJob, MediaJobError> {
+        let op = spec.operation();
+        let mut run = crate::spec::RunHints {
+            timeout_seconds: opts.timeout_seconds,
+            media_ms: file.duration_ms,
+            reuse_from: None,
+        };
+        let mut nj = spec
+            .single_new_job(profile, file.id, &run)
+            .map_err(MediaJobError::internal)?;
+        if dedupe {
+            let key = dedupe_key(
+                profile,
+                op,
+                &file.sha256,
+                &spec.params_json(),
+                self.speed.model(),
+            );
+            if let Some(prev) = self.reusable(profile, &key).await? {
+                run.reuse_from = Some(prev);
+                run.apply(&mut nj.params);
+                // Copying a result is I/O, not inference.
+                nj.lane = Some(jobs_core::lanes::IO.to_owned());
+            }
+            nj.dedupe_key = Some(key);
+        }
+        Ok(nj)
+    }
+
+    /// A succeeded job with this reuse key whose output is still stored.
+    async fn reusable(&self, profile: &str, key: &str) -> Result<Option<Uuid>, MediaJobError> {
+        use jobs_core::JobStore;
+        let Some(prev) = self
+            .db
+            .find_reusable(key)
+            .await
+            .map_err(MediaJobError::from)?
+        else {
+            return Ok(None);
+        };
+        let result = prev.result.clone().unwrap_or_default();
+        let there = if let Some(id) = result.get("srt_file_id").and_then(|v| v.as_str()) {
+            match Uuid::parse_str(id) {
+                Ok(id) => self
+                    .db
+                    .get_file(profile, id)
+                    .await
+                    .map_err(MediaJobError::from)?
+                    .is_some(),
+                Err(_) => false,
+            }
+        } else if let Some(id) = result.get("transcript_id").and_then(|v| v.as_str()) {
+            match Uuid::parse_str(id) {
+                Ok(id) => self
+                    .db
+                    .get_transcript(profile, id)
+                    .await
+                    .map_err(MediaJobError::from)?
+                    .is_some(),
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
+        Ok(there.then_some(prev.id))
     }
 
     /// Adds a file to a profile — the one way uploads and job outputs alike become files:
@@ -425,19 +612,4 @@ impl Services {
         };
         self.add_file(tmp, Some(digest), new).await
     }
-}
-
-async fn enqueue_one<P: OperationParams>(
-    manager: &QueueManager,
-    job: OnFile<P>,
-) -> Result<Job, MediaJobError> {
-    Ok(manager.enqueue(job).await?.job().clone())
-}
-
-async fn enqueue_batch<P: OperationParams>(
-    manager: &QueueManager,
-    batch: OnFiles<P>,
-) -> Result<Job, MediaJobError> {
-    let (parent, children) = batch.to_new_jobs().map_err(MediaJobError::internal)?;
-    Ok(manager.enqueue_batch(parent, children).await?.0)
 }

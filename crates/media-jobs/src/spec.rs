@@ -77,6 +77,23 @@ impl Operation {
             })
     }
 
+    /// The operation of a single (non-batch) job type.
+    ///
+    /// ```
+    /// use mediajobs_jobs::Operation;
+    /// assert_eq!(Operation::of_job_type("transcribe"), Some(Operation::Transcribe));
+    /// assert_eq!(Operation::of_job_type("batch_transcribe"), None);
+    /// ```
+    pub fn of_job_type(t: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|o| o.name() == t)
+    }
+
+    /// Whether results of this operation are reused for identical later jobs by default
+    /// (`dedupe`): the transcription operations, whose runs are the expensive ones.
+    pub fn dedupes_by_default(self) -> bool {
+        matches!(self, Operation::GenerateSrt | Operation::Transcribe)
+    }
+
     /// Whether a file of `kind` is a valid input.
     pub fn accepts(self, kind: FileKind) -> bool {
         match self {
@@ -190,6 +207,10 @@ pub struct GenerateSrtOutput {
     pub cues: usize,
     /// Reading-speed figures.
     pub reading_speed: ReadingSpeed,
+    /// The earlier job whose transcription this result reuses (same content, operation,
+    /// options and model); absent when whisper ran for this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<Uuid>,
 }
 
 /// What `transcribe` returns.
@@ -201,6 +222,9 @@ pub struct TranscribeOutput {
     pub transcript: String,
     /// Detected or requested language.
     pub language: String,
+    /// The earlier job whose transcription this result reuses; absent when whisper ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<Uuid>,
 }
 
 /// What `convert` returns.
@@ -244,8 +268,44 @@ impl OperationParams for FixSrt {
     type Output = FixSrtOutput;
 }
 
+/// How one run of a media job is bounded and shortcut, stored next to the options in the
+/// job's `params`: an explicit deadline, the input's duration, a result to reuse.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunHints {
+    /// An explicit deadline in seconds (overrides the one derived from the media).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    /// The input's duration when the job was submitted (deadline and ETA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_ms: Option<i64>,
+    /// The earlier succeeded job whose result this one reuses (dedupe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_from: Option<Uuid>,
+}
+
+impl RunHints {
+    fn is_empty(&self) -> bool {
+        *self == RunHints::default()
+    }
+
+    /// Writes the hints into a job's params object.
+    pub fn apply(&self, params: &mut serde_json::Value) {
+        if let (Some(obj), Ok(serde_json::Value::Object(h))) =
+            (params.as_object_mut(), serde_json::to_value(self))
+        {
+            obj.extend(h);
+        }
+    }
+
+    /// The hints stored in a job's params (none when absent or unreadable).
+    pub fn of(params: &serde_json::Value) -> Self {
+        serde_json::from_value(params.clone()).unwrap_or_default()
+    }
+}
+
 /// A single media job: an operation's options on one file of a profile. Its [`JobArgs`]
-/// encoding puts the profile and the file in the job's columns, the options in `params`.
+/// encoding puts the profile and the file in the job's columns, the options (and the
+/// [`RunHints`]) in `params`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "")]
 pub struct OnFile<P: OperationParams> {
@@ -255,6 +315,9 @@ pub struct OnFile<P: OperationParams> {
     pub file_id: Uuid,
     /// The options.
     pub params: P,
+    /// Deadline, duration and reuse of this run.
+    #[serde(default)]
+    pub run: RunHints,
 }
 
 impl<P: OperationParams> JobArgs for OnFile<P> {
@@ -269,7 +332,10 @@ impl<P: OperationParams> JobArgs for OnFile<P> {
     }
 
     fn to_new_job(&self) -> Result<NewJob, JobError> {
-        let params = serde_json::to_value(&self.params).map_err(JobError::internal)?;
+        let mut params = serde_json::to_value(&self.params).map_err(JobError::internal)?;
+        if !self.run.is_empty() {
+            self.run.apply(&mut params);
+        }
         Ok(NewJob::new(Self::KIND, params)
             .profile(&self.profile_id)
             .file(self.file_id))
@@ -289,6 +355,7 @@ impl<P: OperationParams> JobArgs for OnFile<P> {
             profile_id,
             file_id,
             params,
+            run: RunHints::of(&job.params),
         })
     }
 }

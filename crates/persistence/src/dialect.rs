@@ -420,9 +420,10 @@ fn bind_completions(q: PgQuery, items: &[Completion], now: DateTime<Utc>) -> PgQ
         let (err, at) = match &c.outcome {
             Outcome::Succeeded(_) => (None, None),
             Outcome::Failed(e) => (Some(e), None),
-            Outcome::Retry { error, delay } => {
-                (Some(error), Some(Ts::micros(rules::lease_until(now, *delay))))
-            }
+            Outcome::Retry { error, delay } => (
+                Some(error),
+                Some(Ts::micros(rules::lease_until(now, *delay))),
+            ),
         };
         retry_at.push(at);
         last_errors.push(err.and_then(|e| {

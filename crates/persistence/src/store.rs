@@ -17,11 +17,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use chrono::{DateTime, Utc};
 use jobs_core::{
     Changed, Completion, Fence, Job, JobError, JobFilter, JobStatus, JobStore, LeaseStatus, NewJob,
     Outcome, ProgressUpdate, StoreError, StoreSignal, WebhookAttempt, rules,

@@ -104,6 +104,11 @@ pub enum ProcessorError {
     /// The LLM (or remote transcription) request failed.
     #[error("{0}")]
     LlmRequest(String),
+    /// The LLM (or remote transcription) service is unavailable for now (429, 5xx, no
+    /// connection, after the request's own retries): a later attempt may succeed. Its code is
+    /// `LLMRequest`, like any failed request; it is retryable.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// The LLM's answer could not be used.
     #[error("{0}")]
     LlmOutputInvalid(String),
@@ -116,6 +121,17 @@ pub enum ProcessorError {
 }
 
 impl ProcessorError {
+    /// `true` when a later attempt may succeed: a service that is unavailable for now, a
+    /// timeout, a storage error. Validation, bad media and bad answers are not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ProcessorError::ServiceUnavailable(_)
+                | ProcessorError::Timeout(_)
+                | ProcessorError::Storage(_)
+        )
+    }
+
     /// The stable code (`MediaDecode`, `Transcription`, `WhisperUnavailable`, …).
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -128,7 +144,9 @@ impl ProcessorError {
             ProcessorError::Unavailable(_) => ErrorCode::ServerError,
             ProcessorError::InvalidModelString(_) => ErrorCode::InvalidModelString,
             ProcessorError::LlmProviderUnavailable(_) => ErrorCode::LlmProviderUnavailable,
-            ProcessorError::LlmRequest(_) => ErrorCode::LlmRequest,
+            ProcessorError::LlmRequest(_) | ProcessorError::ServiceUnavailable(_) => {
+                ErrorCode::LlmRequest
+            }
             ProcessorError::LlmOutputInvalid(_) => ErrorCode::LlmOutputInvalid,
             ProcessorError::Storage(_) => ErrorCode::Storage,
             ProcessorError::Internal(_) => ErrorCode::ServerError,

@@ -37,11 +37,25 @@ pub const SETTINGS: &[&str] = &[
     "transcribe_api_key",
     "transcribe_model",
     "log",
+    "retry_base_ms",
+    "timeout_factor",
+    "timeout_floor_secs",
+    "retention",
+    "retention_files",
+    "maintenance_interval",
+    "webhook_secret",
+    "webhook_allow_private",
     "llm",
 ];
 
 /// The settings of one LLM provider (`[llm.<name>]`, or `MEDIAJOBS_LLM_<NAME>_<KEY>`).
-const LLM_KEYS: &[&str] = &["base_url", "api_key", "timeout_secs", "max_concurrency"];
+const LLM_KEYS: &[&str] = &[
+    "base_url",
+    "api_key",
+    "timeout_secs",
+    "max_concurrency",
+    "retries",
+];
 
 /// Where transcription runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -71,6 +85,10 @@ pub struct LlmProviderSettings {
     /// Requests in flight at once (default 4).
     #[serde(default)]
     pub max_concurrency: Option<usize>,
+    /// Retries of one request on 429/5xx/connection errors before the job's own retry
+    /// (with backoff, visible on the job) takes over (default 4).
+    #[serde(default)]
+    pub retries: Option<u32>,
 }
 
 /// The server's settings. Every field has a default: the embedded setup (SQLite under
@@ -128,6 +146,25 @@ pub struct Config {
     /// Log filter (`RUST_LOG` wins when set).
     #[serde(deserialize_with = "lenient_string")]
     pub log: String,
+    /// First backoff of a job's retry after a retryable failure, in ms (doubling, jittered).
+    pub retry_base_ms: u64,
+    /// Derived deadlines: the expected processing time × this factor.
+    pub timeout_factor: f64,
+    /// The shortest derived deadline, in seconds.
+    pub timeout_floor_secs: u64,
+    /// Finished jobs older than this are pruned (`30d`, `12h`, `30s`; empty: never).
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub retention: Option<String>,
+    /// With retention: also delete the files the pruned jobs generated.
+    pub retention_files: bool,
+    /// How often maintenance (retention) runs (`60s`).
+    #[serde(deserialize_with = "lenient_string")]
+    pub maintenance_interval: String,
+    /// The completion-webhook signing secret, `whsec_<base64>` (empty: webhooks refused).
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub webhook_secret: Option<String>,
+    /// Let webhook URLs reach loopback and private addresses.
+    pub webhook_allow_private: bool,
     /// LLM providers by name.
     pub llm: BTreeMap<String, LlmProviderSettings>,
 }
@@ -157,6 +194,14 @@ impl Default for Config {
             transcribe_model: "whisper-1".into(),
             // whisper.cpp logs every model parameter at info level: keep it to warnings.
             log: "info,whisper_rs=warn".into(),
+            retry_base_ms: 2000,
+            timeout_factor: 5.0,
+            timeout_floor_secs: 120,
+            retention: None,
+            retention_files: false,
+            maintenance_interval: "60s".into(),
+            webhook_secret: None,
+            webhook_allow_private: false,
             llm: BTreeMap::new(),
         }
     }
@@ -314,7 +359,40 @@ impl Config {
             )));
         }
         cfg.llm_providers()?;
+        cfg.retention()
+            .map_err(|e| ConfigError(format!("{}: {e}", source_of(fig, "retention"))))?;
+        cfg.maintenance_interval()
+            .map_err(|e| ConfigError(format!("{}: {e}", source_of(fig, "maintenance_interval"))))?;
+        if !(cfg.timeout_factor.is_finite() && cfg.timeout_factor >= 1.0) {
+            return Err(ConfigError(format!(
+                "{}: must be a number of at least 1",
+                source_of(fig, "timeout_factor")
+            )));
+        }
+        if let Some(sec) = cfg.webhook_secret.as_deref().filter(|s| !s.is_empty()) {
+            mediajobs_api::WebhookPolicy::new(sec, cfg.webhook_allow_private)
+                .map_err(|e| ConfigError(format!("{}: {e}", source_of(fig, "webhook_secret"))))?;
+        }
         Ok(cfg)
+    }
+
+    /// The retention (`None`: keep finished jobs forever).
+    pub fn retention(&self) -> Result<Option<Duration>, String> {
+        match self.retention.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => parse_duration(s).map(Some),
+        }
+    }
+
+    /// The maintenance interval (at least 1 s).
+    pub fn maintenance_interval(&self) -> Result<Duration, String> {
+        parse_duration(self.maintenance_interval.trim()).map(|d| d.max(Duration::from_secs(1)))
+    }
+
+    /// The webhook policy (`None` without a secret).
+    pub fn webhooks(&self) -> Option<mediajobs_api::WebhookPolicy> {
+        let sec = self.webhook_secret.as_deref().filter(|s| !s.is_empty())?;
+        mediajobs_api::WebhookPolicy::new(sec, self.webhook_allow_private).ok()
     }
 
     /// The database URL.
@@ -395,12 +473,43 @@ impl Config {
             if let Some(n) = p.max_concurrency {
                 c.max_concurrency = n;
             }
+            if let Some(r) = p.retries {
+                c.retry.max_retries = r;
+            }
             c.validate()
                 .map_err(|e| ConfigError(format!("{}: {e}", var("BASE_URL"))))?;
             out.push(c);
         }
         Ok(out)
     }
+}
+
+/// A duration such as `30d`, `12h`, `15m`, `30s` or `500ms` (a bare number is seconds).
+///
+/// ```
+/// use std::time::Duration;
+/// use mediajobs_server::parse_duration;
+/// assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
+/// assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+/// assert!(parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration such as 30d, 12h, 15m, 30s"))?;
+    let secs = |mul: u64| n.checked_mul(mul).map(Duration::from_secs);
+    let d = match unit.trim() {
+        "" | "s" => secs(1),
+        "ms" => Some(Duration::from_millis(n)),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        "w" => secs(7 * 86_400),
+        _ => None,
+    };
+    d.ok_or_else(|| format!("'{s}' is not a duration such as 30d, 12h, 15m, 30s"))
 }
 
 fn err(e: figment::Error) -> ConfigError {

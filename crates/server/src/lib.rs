@@ -40,7 +40,9 @@ use mediajobs_processor::transcribe::{
     RemoteTranscriber, RemoteTranscriberConfig, WhisperConfig, WhisperModel, WhisperTranscriber,
 };
 
-pub use config::{Config, ConfigError, LlmProviderSettings, SETTINGS, TranscriptionBackend};
+pub use config::{
+    Config, ConfigError, LlmProviderSettings, SETTINGS, TranscriptionBackend, parse_duration,
+};
 pub use mediajobs_processor::llm::SubtitleRefiner;
 pub use mediajobs_processor::media::{Converter, MediaProbe};
 pub use mediajobs_processor::transcribe::Transcriber;
@@ -203,15 +205,29 @@ impl ServerBuilder {
         };
 
         let node_id = cfg.node_id();
-        let mcfg = ManagerConfig::default()
+        let mut mcfg = ManagerConfig::default()
             .node_id(node_id.clone())
             .lane(lanes::HEAVY, cfg.heavy_concurrency)
             .lane(lanes::IO, cfg.io_concurrency)
             .interrupt_policy(cfg.interrupted_jobs)
             .max_attempts(cfg.max_attempts)
             .lease(cfg.lease())
-            .grace_period(cfg.grace());
+            .grace_period(cfg.grace())
+            .retry(
+                jobs_core::RetryPolicy::default()
+                    .base(std::time::Duration::from_millis(cfg.retry_base_ms.max(1))),
+            );
+        mcfg.retention = cfg.retention().map_err(ConfigError)?;
+        mcfg.maintenance_interval = cfg.maintenance_interval().map_err(ConfigError)?;
         let manager = Arc::new(QueueManager::new(Arc::new(db.clone()), mcfg));
+        let speed = Arc::new(mediajobs_jobs::SpeedBook::new(
+            cfg.model_name(),
+            mediajobs_jobs::TimeoutPolicy {
+                factor: cfg.timeout_factor,
+                floor: std::time::Duration::from_secs(cfg.timeout_floor_secs),
+                ..Default::default()
+            },
+        ));
         let services = Arc::new(Services {
             db,
             media,
@@ -220,8 +236,18 @@ impl ServerBuilder {
             transcriber,
             refiner,
             io_concurrency: cfg.io_concurrency,
+            speed,
         });
         register_handlers(&manager, services.clone());
+        let webhooks = cfg.webhooks();
+        if let Some(policy) = &webhooks {
+            manager.set_webhook_sender(Arc::new(mediajobs_api::HttpWebhookSender::new(
+                policy.clone(),
+            )));
+        }
+        if cfg.retention_files {
+            manager.set_prune_hook(prune_files_hook(services.clone()));
+        }
         let report = manager.start().await?;
         tracing::info!(?report, "queue started");
         let metrics = Arc::new(Metrics::new());
@@ -235,10 +261,12 @@ impl ServerBuilder {
                 tokens,
                 default_profile: cfg.default_profile.clone(),
                 model_name: cfg.model_name(),
+                webhooks,
             }),
             metrics,
             shutdown: shutdown.clone(),
             link_key: mediajobs_api::LinkKey::random(),
+            backlog: Default::default(),
         };
         Ok(Server {
             config: cfg,
@@ -247,6 +275,46 @@ impl ServerBuilder {
             observer,
         })
     }
+}
+
+/// With `MEDIAJOBS_RETENTION_FILES=true`: the files a pruned page of jobs generated (their
+/// results' `srt_file_id` / `file_id`) are deleted too, unless a job still uses them (the
+/// file's delete refuses while an active job references it; that file is kept).
+fn prune_files_hook(svc: Arc<Services>) -> jobs_core::PruneHook {
+    Arc::new(move |jobs: Vec<jobs_core::Job>| {
+        let svc = svc.clone();
+        Box::pin(async move {
+            for j in jobs {
+                let (Some(profile), Some(result)) = (j.profile_id.as_deref(), j.result.as_ref())
+                else {
+                    continue;
+                };
+                for key in ["srt_file_id", "file_id"] {
+                    let Some(id) = result
+                        .get(key)
+                        .and_then(|v| v.as_str())
+                        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                    else {
+                        continue;
+                    };
+                    match svc.db.get_file(profile, id).await {
+                        Ok(Some(f)) if f.origin != mediajobs_persistence::FileOrigin::Uploaded => {
+                            match svc.db.delete_file(profile, id).await {
+                                Ok(del) => svc.media.remove(&del.file.storage_key).await,
+                                Err(e) => {
+                                    tracing::info!(file_id = %id, error = %e, "retention kept a generated file")
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(file_id = %id, error = %e, "retention could not read a file")
+                        }
+                    }
+                }
+            }
+        }) as futures::future::BoxFuture<'static, ()>
+    })
 }
 
 /// GStreamer starts whenever a backend slot is not custom, so this answer is never given; it

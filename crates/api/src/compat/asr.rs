@@ -168,6 +168,10 @@ async fn asr_inner(
         profile_id: profile.clone(),
         file_id: rec.id,
         params: Transcribe { opts },
+        run: mediajobs_jobs::spec::RunHints {
+            media_ms: rec.duration_ms,
+            ..Default::default()
+        },
     };
     let new = args
         .to_new_job()

@@ -420,6 +420,10 @@ async fn run(
         params: Transcribe {
             opts: asked.opts.clone(),
         },
+        run: mediajobs_jobs::spec::RunHints {
+            media_ms: rec.duration_ms,
+            ..Default::default()
+        },
     };
     let new = args
         .to_new_job()

@@ -54,14 +54,14 @@ impl Engine {
                     let mut nap = self.config.poll_interval;
                     match self.store.next_run_at(&lane.name).await {
                         Ok(Some(at)) => {
-                            let wait = (at - chrono::Utc::now())
-                                .to_std()
-                                .unwrap_or(Duration::ZERO)
+                            let wait = (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO)
                                 + Duration::from_millis(5);
                             nap = nap.min(wait);
                         }
                         Ok(None) => {}
-                        Err(e) => tracing::debug!(lane = %lane.name, error = %e, "next_run_at failed"),
+                        Err(e) => {
+                            tracing::debug!(lane = %lane.name, error = %e, "next_run_at failed")
+                        }
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => return,

@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use config::{InterruptPolicy, ManagerConfig, RetryPolicy};
-pub use outbox::{PruneHook, WebhookSendError, WebhookSender};
 use engine::{Announcing, Lane, Life, LifeState, Registered, RunningEntry, lock};
 pub(crate) use engine::{Engine, StopReason};
+pub use outbox::{PruneHook, WebhookSendError, WebhookSender};
 
 use crate::batch::{BatchHandler, BatchStrategy};
 use crate::events::{JobEvent, JobEventKind};

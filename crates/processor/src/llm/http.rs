@@ -74,6 +74,13 @@ pub(crate) fn map_openai_error(e: OpenAIError) -> ProcessorError {
                 HttpError::Timeout(d) => {
                     ProcessorError::Timeout(format!("the LLM did not answer within {d:?}"))
                 }
+                HttpError::Status {
+                    status,
+                    ref message,
+                } if HttpError::retryable_status(status, message) => {
+                    ProcessorError::ServiceUnavailable(h.to_string())
+                }
+                HttpError::Connect(_) => ProcessorError::ServiceUnavailable(h.to_string()),
                 other => ProcessorError::LlmRequest(other.to_string()),
             },
             Err(b) => ProcessorError::LlmRequest(b.to_string()),

@@ -243,6 +243,7 @@ impl RemoteTranscriber {
             r = transcription.create_verbose_json_byot(request) => r.map_err(|e| {
                 match map_openai_error(e) {
                     ProcessorError::LlmRequest(m) => ProcessorError::Transcription(format!("remote transcription failed: {m}")),
+                    ProcessorError::ServiceUnavailable(m) => ProcessorError::ServiceUnavailable(format!("remote transcription failed: {m}")),
                     other => other,
                 }
             })?,

@@ -72,7 +72,11 @@ pub async fn retryable_failure_requeues_with_backoff(store: Arc<dyn JobStore>) {
             j.run_at.timestamp_micros()
         );
     }
-    assert_eq!(cancelled.status, JobStatus::Cancelled, "a pending cancel wins");
+    assert_eq!(
+        cancelled.status,
+        JobStatus::Cancelled,
+        "a pending cancel wins"
+    );
     assert!(cancelled.last_error.is_some());
 
     // Not claimable during the backoff; the lane knows when the next one comes due.
@@ -83,7 +87,11 @@ pub async fn retryable_failure_requeues_with_backoff(store: Arc<dyn JobStore>) {
             .unwrap()
             .is_none()
     );
-    let due = store.next_run_at(lanes::IO).await.unwrap().expect("a due time");
+    let due = store
+        .next_run_at(lanes::IO)
+        .await
+        .unwrap()
+        .expect("a due time");
     assert_eq!(due.timestamp_micros(), one.run_at.timestamp_micros());
     tokio::time::sleep(Duration::from_millis(700)).await;
     let again = claim_one(&store, lanes::IO, "n2").await;
@@ -95,7 +103,10 @@ pub async fn retryable_failure_requeues_with_backoff(store: Arc<dyn JobStore>) {
         .unwrap()
         .unwrap();
     assert_eq!(done.status, JobStatus::Succeeded);
-    assert!(done.last_error.is_some(), "the history of the failed attempt stays");
+    assert!(
+        done.last_error.is_some(),
+        "the history of the failed attempt stays"
+    );
 
     // A terminal failure records last_error too.
     let again_b = claim_one(&store, lanes::IO, "n2").await;
@@ -130,7 +141,13 @@ pub async fn scheduled_job_waits_for_run_at(store: Arc<dyn JobStore>) {
         .await
         .unwrap();
     assert_eq!(
-        store.get_job(delayed.id).await.unwrap().unwrap().run_at.timestamp_micros(),
+        store
+            .get_job(delayed.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .run_at
+            .timestamp_micros(),
         Ts::of(later)
     );
 
@@ -186,7 +203,11 @@ pub async fn unique_key_returns_active_job(store: Arc<dyn JobStore>) {
     for t in tasks {
         ids.insert(t.await.unwrap());
     }
-    assert_eq!(ids.len(), 1, "concurrent unique inserts made one job: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        1,
+        "concurrent unique inserts made one job: {ids:?}"
+    );
 
     // Running still holds the key; finished frees it.
     let running = claim_one(&store, lanes::IO, "n1").await;
@@ -196,7 +217,11 @@ pub async fn unique_key_returns_active_job(store: Arc<dyn JobStore>) {
         first.id
     );
     store
-        .complete_job(&fence(&running), Outcome::Succeeded(JobResult(json!({}))), 1)
+        .complete_job(
+            &fence(&running),
+            Outcome::Succeeded(JobResult(json!({}))),
+            1,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -217,7 +242,10 @@ pub async fn find_reusable_latest_succeeded(store: Arc<dyn JobStore>) {
     let b = store.insert_job(nj("d").dedupe_key("sha:1")).await.unwrap();
     let bad = store.insert_job(nj("d").dedupe_key("sha:1")).await.unwrap();
     let other = store.insert_job(nj("d").dedupe_key("sha:2")).await.unwrap();
-    assert!(store.find_reusable("sha:1").await.unwrap().is_none(), "none finished");
+    assert!(
+        store.find_reusable("sha:1").await.unwrap().is_none(),
+        "none finished"
+    );
     finish(&store, a.id, true).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     finish(&store, b.id, true).await;
@@ -273,14 +301,23 @@ pub async fn prune_finished_rules(store: Arc<dyn JobStore>) {
         assert!(store.get_job(id).await.unwrap().is_some(), "{id} kept");
     }
     // Once its webhook is delivered, the job may go.
-    let w = store.get_job(hooked.id).await.unwrap().unwrap().webhook.unwrap();
+    let w = store
+        .get_job(hooked.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .webhook
+        .unwrap();
     store
         .record_webhook(hooked.id, w.seq, WebhookAttempt::Delivered)
         .await
         .unwrap()
         .unwrap();
     let pruned = store.prune_finished(cut, 100).await.unwrap();
-    assert_eq!(pruned.iter().map(|j| j.id).collect::<Vec<_>>(), vec![hooked.id]);
+    assert_eq!(
+        pruned.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![hooked.id]
+    );
     assert!(store.prune_finished(cut, 100).await.unwrap().is_empty());
 }
 
@@ -297,7 +334,10 @@ pub async fn webhook_outbox_rules(store: Arc<dyn JobStore>) {
     assert_eq!(c.id, ok.id);
     // The batched completion (PostgreSQL: one SQL statement) marks it like the Rust rules.
     let done = store
-        .complete_jobs(vec![completion(&c, Outcome::Succeeded(JobResult(json!({"x": 1}))))])
+        .complete_jobs(vec![completion(
+            &c,
+            Outcome::Succeeded(JobResult(json!({"x": 1}))),
+        )])
         .await
         .unwrap()[0]
         .clone()
@@ -309,39 +349,75 @@ pub async fn webhook_outbox_rules(store: Arc<dyn JobStore>) {
     );
     assert!(w.due_us.is_some() && w.event_at.is_some());
     assert_eq!(w.delivery_id(ok.id), format!("{}.1", ok.id));
-    assert_eq!(store.get_job(ok.id).await.unwrap().unwrap().webhook, Some(w.clone()));
+    assert_eq!(
+        store.get_job(ok.id).await.unwrap().unwrap().webhook,
+        Some(w.clone())
+    );
     store.request_cancel(cancelled.id).await.unwrap();
-    let cw = store.get_job(cancelled.id).await.unwrap().unwrap().webhook.unwrap();
-    assert_eq!((cw.status, cw.event), (WebhookStatus::Pending, Some(JobStatus::Cancelled)));
+    let cw = store
+        .get_job(cancelled.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .webhook
+        .unwrap();
+    assert_eq!(
+        (cw.status, cw.event),
+        (WebhookStatus::Pending, Some(JobStatus::Cancelled))
+    );
 
     // Two claimers at once: each delivery goes to exactly one.
     let (x, y) = tokio::join!(
         store.claim_webhooks(Duration::from_secs(30), 10),
         store.claim_webhooks(Duration::from_secs(30), 10)
     );
-    let mut all: Vec<Uuid> = x.unwrap().iter().chain(y.unwrap().iter()).map(|j| j.id).collect();
+    let mut all: Vec<Uuid> = x
+        .unwrap()
+        .iter()
+        .chain(y.unwrap().iter())
+        .map(|j| j.id)
+        .collect();
     all.sort();
     let mut want = vec![ok.id, cancelled.id];
     want.sort();
     assert_eq!(all, want);
     assert!(
-        store.claim_webhooks(Duration::from_secs(30), 10).await.unwrap().is_empty(),
+        store
+            .claim_webhooks(Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "claimed deliveries are leased"
     );
-    assert!(store.get_job(plain.id).await.unwrap().unwrap().webhook.is_none());
+    assert!(
+        store
+            .get_job(plain.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .webhook
+            .is_none()
+    );
 
     // A failed try is retried at the given time, then delivered; stale tries are ignored.
     // Due at once (a second back: the stores' clocks need not be this process's).
     let now = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
     let j = store
-        .record_webhook(ok.id, 1, WebhookAttempt::RetryAt(now, "connection refused".into()))
+        .record_webhook(
+            ok.id,
+            1,
+            WebhookAttempt::RetryAt(now, "connection refused".into()),
+        )
         .await
         .unwrap()
         .unwrap();
     let w = j.webhook.unwrap();
     assert_eq!((w.status, w.attempts), (WebhookStatus::Pending, 1));
     assert_eq!(w.last_error.as_deref(), Some("connection refused"));
-    let again = store.claim_webhooks(Duration::from_secs(30), 10).await.unwrap();
+    let again = store
+        .claim_webhooks(Duration::from_secs(30), 10)
+        .await
+        .unwrap();
     assert_eq!(again.iter().map(|j| j.id).collect::<Vec<_>>(), vec![ok.id]);
     let j = store
         .record_webhook(ok.id, 1, WebhookAttempt::Delivered)
@@ -374,7 +450,11 @@ pub async fn webhook_outbox_rules(store: Arc<dyn JobStore>) {
         .unwrap()
         .unwrap();
     let f = store
-        .complete_job(&fence(&c2), Outcome::Failed(JobError::new("Boom", "boom")), 1)
+        .complete_job(
+            &fence(&c2),
+            Outcome::Failed(JobError::new("Boom", "boom")),
+            1,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -392,21 +472,26 @@ pub async fn webhook_outbox_rules(store: Arc<dyn JobStore>) {
     );
 }
 
+/// A handler's future.
+type HandlerFut = BoxFut<Result<JobResult, JobError>>;
+
 fn flaky_handler(
     fails: usize,
     retryable: bool,
 ) -> (
     Arc<AtomicUsize>,
-    impl Fn(Job, JobContext) -> BoxFut<Result<JobResult, JobError>> + Send + Sync + 'static,
+    impl Fn(Job, JobContext) -> HandlerFut + Send + Sync + 'static,
 ) {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
-    let h = move |_job: Job, ctx: JobContext| -> BoxFut<Result<JobResult, JobError>> {
+    let h = move |_job: Job, ctx: JobContext| -> HandlerFut {
         let n = c.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             if n < fails {
-                Err(JobError::new("ProviderUnavailable", format!("503 #{}", n + 1))
-                    .with_retryable(retryable))
+                Err(
+                    JobError::new("ProviderUnavailable", format!("503 #{}", n + 1))
+                        .with_retryable(retryable),
+                )
             } else {
                 Ok(JobResult(json!({"attempt": ctx.attempt()})))
             }
@@ -440,12 +525,20 @@ pub async fn manager_retries_retryable_errors(store: Arc<dyn JobStore>) {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     assert_eq!(done.last_error.as_ref().unwrap().attempt, 2);
     // Backoff 150 ms then 300 ms.
-    assert!(t0.elapsed() >= Duration::from_millis(440), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(440),
+        "{:?}",
+        t0.elapsed()
+    );
 
     let j = m.enqueue(nj("terminal")).await.unwrap();
     let done = wait_done(&m, j.id).await;
     assert_eq!((done.status, done.attempts), (JobStatus::Failed, 1));
-    assert_eq!(tcalls.load(Ordering::SeqCst), 1, "terminal errors are not retried");
+    assert_eq!(
+        tcalls.load(Ordering::SeqCst),
+        1,
+        "terminal errors are not retried"
+    );
 
     let j = m.enqueue(nj("exhausted").max_attempts(2)).await.unwrap();
     let done = wait_done(&m, j.id).await;
@@ -464,7 +557,10 @@ pub async fn manager_runs_delayed_job_after_run_at(store: Arc<dyn JobStore>) {
     m.register_handler("d", lanes::IO, ok_handler);
     m.start().await.unwrap();
     let t0 = Instant::now();
-    let late = m.enqueue(nj("d").delay(Duration::from_millis(800))).await.unwrap();
+    let late = m
+        .enqueue(nj("d").delay(Duration::from_millis(800)))
+        .await
+        .unwrap();
     let now = m.enqueue(nj("d")).await.unwrap();
     let first = wait_done(&m, now.id).await;
     assert_eq!(first.status, JobStatus::Succeeded);
@@ -477,7 +573,10 @@ pub async fn manager_runs_delayed_job_after_run_at(store: Arc<dyn JobStore>) {
     assert_eq!(done.status, JobStatus::Succeeded);
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(790), "{took:?}");
-    assert!(took < Duration::from_secs(5), "woke for it, not a 30 s poll: {took:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "woke for it, not a 30 s poll: {took:?}"
+    );
     m.stop().await.unwrap();
 }
 
@@ -546,10 +645,15 @@ pub async fn manager_delivers_webhooks(store: Arc<dyn JobStore>) {
     m.set_webhook_sender(sender.clone());
     m.register_handler("w", lanes::IO, ok_handler);
     m.start().await.unwrap();
-    let j = m.enqueue(nj("w").webhook("http://127.0.0.1:9/x")).await.unwrap();
+    let j = m
+        .enqueue(nj("w").webhook("http://127.0.0.1:9/x"))
+        .await
+        .unwrap();
     wait_done(&m, j.id).await;
     let done = wait_until(&store, j.id, "delivered", |j| {
-        j.webhook.as_ref().is_some_and(|w| w.status == WebhookStatus::Delivered)
+        j.webhook
+            .as_ref()
+            .is_some_and(|w| w.status == WebhookStatus::Delivered)
     })
     .await;
     let w = done.webhook.unwrap();
