@@ -94,6 +94,38 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// First backoff in ms of a job retried after a retryable failure [default: 2000]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_base_ms: Option<u64>,
+    /// Derived deadlines: expected processing time × this [default: 5]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_factor: Option<f64>,
+    /// Shortest derived deadline in seconds [default: 120]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_floor_secs: Option<u64>,
+    /// Prune finished jobs older than this (30d, 12h, 30s) [default: keep]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+    /// With --retention: also delete the files pruned jobs generated [default: false]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_files: Option<bool>,
+    /// How often maintenance (retention) runs [default: 60s]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance_interval: Option<String>,
+    /// Completion-webhook signing secret, whsec_<base64> [default: none: webhooks refused]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    /// Let webhook URLs reach loopback and private addresses [default: false]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_allow_private: Option<bool>,
 }
 
 /// `--transcription-backend` (serialized as `mediajobs_server::TranscriptionBackend` reads it).

@@ -62,6 +62,19 @@ pub struct JobTypeInfo {
     pub llm: bool,
 }
 
+/// This node's measured speed of one kind of work (learned from the jobs it finished).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SpeedInfo {
+    /// `generate_srt`, `transcribe`, `convert`.
+    pub operation: String,
+    /// The transcription model (`-` for conversion).
+    pub model: String,
+    /// Seconds of processing per second of media (moving average).
+    pub real_time_factor: f64,
+    /// Jobs it was measured on (here, since the start; reused results do not count).
+    pub jobs: u32,
+}
+
 /// `GET /server`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ServerInfo {
@@ -79,6 +92,8 @@ pub struct ServerInfo {
     pub llm_providers: Vec<String>,
     /// What can be submitted.
     pub job_types: Vec<JobTypeInfo>,
+    /// This node's measured speed (deadlines and ETAs derive from it).
+    pub speed: Vec<SpeedInfo>,
 }
 
 /// What this server runs. Lane figures are server-wide totals (no job of any profile is
@@ -155,5 +170,17 @@ pub async fn server_info(
         transcription,
         llm_providers: st.services.refiner.providers(),
         job_types,
+        speed: st
+            .services
+            .speed
+            .snapshot()
+            .into_iter()
+            .map(|(op, model, rtf, jobs)| SpeedInfo {
+                operation: op.name().to_owned(),
+                model,
+                real_time_factor: (rtf * 1000.0).round() / 1000.0,
+                jobs,
+            })
+            .collect(),
     }))
 }

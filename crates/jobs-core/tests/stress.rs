@@ -8,6 +8,9 @@
 //! - nothing of a node stays `running` after its `stop()`;
 //! - every job reaches a terminal state once the nodes run again.
 //!
+//! Jobs mix priorities, delays (`run_at`) and retryable failures (re-queued with backoff),
+//! besides terminal failures, stubborn handlers and batches.
+//!
 //! `STRESS_ITERATIONS` (default 2000) and `STRESS_SEED` override the defaults.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
@@ -65,6 +68,11 @@ fn register(m: &QueueManager, tracker: &Arc<RunTracker>) {
                 if job.params["fail"] == json!(true) {
                     return Err(JobError::new("Boom", "asked to fail"));
                 }
+                // Fails retryably until this attempt (re-queued with backoff meanwhile).
+                let flaky_until = job.params["flaky_until"].as_i64().unwrap_or(0);
+                if i64::from(ctx.attempt()) < flaky_until {
+                    return Err(JobError::retryable("Unavailable", "try again later"));
+                }
                 Ok(JobResult(json!({"ok": true})))
             }
         });
@@ -81,7 +89,8 @@ fn config(node: &str, policy: InterruptPolicy, stalled: bool) -> ManagerConfig {
         .interrupt_policy(policy)
         .lease(Duration::from_millis(1500))
         .poll_interval(Duration::from_millis(100))
-        .grace_period(Duration::from_millis(40));
+        .grace_period(Duration::from_millis(40))
+        .retry(jobs_core::RetryPolicy::default().base(Duration::from_millis(30)));
     c.cancel_wait = Duration::from_millis(200);
     if stalled {
         // A node whose heartbeat stalls past its lease (a long GC pause, a frozen VM): the
@@ -91,20 +100,26 @@ fn config(node: &str, policy: InterruptPolicy, stalled: bool) -> ManagerConfig {
     c
 }
 
-fn random_job(rng: &mut StdRng) -> NewJob {
+fn random_job(rng: &mut StdRng, now: chrono::DateTime<chrono::Utc>) -> NewJob {
     let ty = if rng.random_bool(0.5) {
         "heavy"
     } else {
         "light"
     };
-    NewJob::new(
+    let mut j = NewJob::new(
         ty,
         json!({
             "ms": if rng.random_bool(0.8) { rng.random_range(4..120u64) } else { rng.random_range(500..4000u64) },
-            "fail": rng.random_bool(0.2),
+            "fail": rng.random_bool(0.15),
             "stubborn": rng.random_bool(0.15),
+            "flaky_until": if rng.random_bool(0.2) { rng.random_range(2..5i64) } else { 0 },
         }),
     )
+    .priority(rng.random_range(-2..3i16));
+    if rng.random_bool(0.2) {
+        j = j.run_at(now + chrono::TimeDelta::milliseconds(rng.random_range(1..2000)));
+    }
+    j
 }
 
 async fn let_aborted_tasks_drop() {
@@ -118,13 +133,14 @@ async fn one_run(seed: u64) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let violations = Arc::new(Mutex::new(Vec::<String>::new()));
     let hook_violations = violations.clone();
-    let store: Arc<dyn JobStore> = Arc::new(MemoryStore::with_transition_hook(Arc::new(
+    let mem = Arc::new(MemoryStore::with_transition_hook(Arc::new(
         move |b: Option<&Job>, a: Option<&Job>| {
             if let Some(v) = transition_violation(b, a) {
                 hook_violations.lock().unwrap().push(v);
             }
         },
     )));
+    let store: Arc<dyn JobStore> = mem.clone();
     let tracker = RunTracker::new();
     let policy = if rng.random_bool(0.75) {
         InterruptPolicy::Retry
@@ -148,7 +164,7 @@ async fn one_run(seed: u64) -> Result<(), String> {
         match op {
             0..=29 => {
                 let via = slots.iter().flatten().next();
-                let job = random_job(&mut rng);
+                let job = random_job(&mut rng, mem.now());
                 let j = match via {
                     Some(m) => m.enqueue(job).await.map_err(|e| e.to_string())?,
                     None => {
@@ -172,7 +188,7 @@ async fn one_run(seed: u64) -> Result<(), String> {
                     let ty =
                         ["batch_seq", "batch_bounded", "batch_dist"][rng.random_range(0..3usize)];
                     let n = rng.random_range(1..5);
-                    let kids = (0..n).map(|_| random_job(&mut rng)).collect();
+                    let kids = (0..n).map(|_| random_job(&mut rng, mem.now())).collect();
                     let (p, kids) = m
                         .enqueue_batch(NewJob::new(ty, json!({})), kids)
                         .await

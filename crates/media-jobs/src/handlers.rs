@@ -234,10 +234,12 @@ pub async fn generate_srt(
             FileOrigin::Generated,
         )
         .await?;
+        // The job whose transcription this is: the one that ran whisper.
+        let origin = prev.reused_from.unwrap_or(src);
         return Ok(GenerateSrtOutput {
             srt_file_id: rec.id,
             srt_url: file_url(rec.id),
-            reused_from: Some(src),
+            reused_from: Some(origin),
             ..prev
         });
     }
@@ -324,7 +326,7 @@ pub async fn transcribe(
             transcript_id: rec.id,
             transcript: rec.text,
             language: prev.language,
-            reused_from: Some(src),
+            reused_from: Some(prev.reused_from.unwrap_or(src)),
         });
     }
     set_deadline(

@@ -106,6 +106,21 @@ impl SpeedBook {
         }
     }
 
+    /// What was measured so far: `(operation, model, real-time factor, finished jobs)`.
+    pub fn snapshot(&self) -> Vec<(Operation, String, f64, u32)> {
+        let mut v: Vec<_> = self
+            .rtf
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|((op, model), s)| (*op, model.clone(), s.rtf, s.samples))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by(|a, b| a.0.name().cmp(b.0.name()).then(a.1.cmp(&b.1)));
+        v
+    }
+
     /// Records a finished job: `elapsed` of work for `media_ms` of media.
     pub fn record(&self, op: Operation, media_ms: i64, elapsed: Duration) {
         if media_ms <= 0 {

@@ -1,8 +1,11 @@
 //! Queue throughput and latency on SQLite and PostgreSQL.
 //!
 //! ```text
-//! cargo bench -p mediajobs-persistence --bench queue -- [--jobs N] [--backend sqlite|pg|pg-async|all]
+//! cargo bench -p mediajobs-persistence --bench queue -- [--jobs N] [--backend sqlite|pg|pg-async|all] [--mix]
 //! ```
+//!
+//! `--mix` gives the jobs priorities (0–3, round robin) and delays every tenth one by 20 ms
+//! (`run_at`), so the claim orders by priority and skips jobs that are not due yet.
 //!
 //! For each backend and 1 / 4 / 16 workers (io-lane permits of one node):
 //! - insert N no-op jobs, then drain them (jobs/s for each phase);
@@ -64,6 +67,26 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The `i`-th job of a phase: plain, or with `--mix` a priority and sometimes a delay.
+fn job(i: usize, mix: bool) -> NewJob {
+    let j = NewJob::new("noop", Value::Null);
+    if !mix {
+        return j;
+    }
+    let j = j.priority((i % 4) as i16);
+    if i.is_multiple_of(10) {
+        j.delay(Duration::from_millis(20))
+    } else {
+        j
+    }
+}
+
+static MIX: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn nj(i: usize) -> NewJob {
+    job(i, MIX.load(Ordering::Relaxed))
+}
+
 async fn run(label: &str, db: &Database, jobs: usize) {
     for workers in [1usize, 4, 16] {
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -76,8 +99,8 @@ async fn run(label: &str, db: &Database, jobs: usize) {
 
         // 1. Insert N, then drain.
         let t0 = Instant::now();
-        for _ in 0..jobs {
-            m.enqueue(NewJob::new("noop", Value::Null)).await.unwrap();
+        for i in 0..jobs {
+            m.enqueue(nj(i)).await.unwrap();
         }
         let insert = t0.elapsed();
         let t1 = Instant::now();
@@ -94,8 +117,8 @@ async fn run(label: &str, db: &Database, jobs: usize) {
             let m = m.clone();
             let n = jobs / 4 + usize::from(c < jobs % 4);
             clients.push(tokio::spawn(async move {
-                for _ in 0..n {
-                    m.enqueue(NewJob::new("noop", Value::Null)).await.unwrap();
+                for i in 0..n {
+                    m.enqueue(nj(i)).await.unwrap();
                 }
             }));
         }
@@ -163,13 +186,21 @@ fn main() {
     };
     let jobs: usize = arg("--jobs").and_then(|v| v.parse().ok()).unwrap_or(2000);
     let backend = arg("--backend").unwrap_or_else(|| "all".into());
+    MIX.store(args.iter().any(|a| a == "--mix"), Ordering::Relaxed);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        println!("jobs per phase: {jobs}");
+        println!(
+            "jobs per phase: {jobs}{}",
+            if MIX.load(Ordering::Relaxed) {
+                " (mix: priorities 0-3, every 10th job delayed 20 ms)"
+            } else {
+                ""
+            }
+        );
         println!("| backend | workers | insert jobs/s | drain jobs/s | steady submit jobs/s | submit→start p50 ms | p99 ms |");
         println!("|---|---|---|---|---|---|---|");
         if backend == "all" || backend == "sqlite" {

@@ -372,19 +372,33 @@ pub async fn drop_pg_db(name: &str) {
 /// An OpenAI-compatible chat server that "fixes" each `#N text` line (capitalizes it, ends it
 /// with a period) after `delay` — or answers prose when the system prompt contains `PROSE`
 /// (always) or `FLAKY` (for 3 s from the first such request: one job attempt fails, a retry
-/// after that succeeds), and takes two minutes when it contains `SLOW`. Returns its base URL
+/// after that succeeds), takes two minutes when it contains `SLOW`, and answers `503` to the
+/// first two requests of this stub when it contains `UNAVAILABLE2`. Returns its base URL
 /// with `/v1`.
 pub async fn llm_stub(delay: Duration) -> String {
     use axum::Json;
+    use axum::response::IntoResponse;
     use axum::routing::post;
     let flaky_since = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let unavailable = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let app = axum::Router::new().route(
         "/v1/chat/completions",
         post(move |Json(body): Json<Value>| {
             let flaky_since = flaky_since.clone();
+            let unavailable = unavailable.clone();
             async move {
             tokio::time::sleep(delay).await;
             let sys = body["messages"][0]["content"].as_str().unwrap_or_default();
+            // UNAVAILABLE2: the first two requests of this stub answer 503.
+            if sys.contains("UNAVAILABLE2")
+                && unavailable.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+            {
+                return (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": {"message": "overloaded, try again later", "type": "server_error"}})),
+                )
+                    .into_response();
+            }
             if sys.contains("SLOW") {
                 tokio::time::sleep(Duration::from_secs(120)).await;
             }
@@ -400,7 +414,8 @@ pub async fn llm_stub(delay: Duration) -> String {
                 return Json(json!({
                     "choices": [{"message": {"role": "assistant", "content": "Sure! Here are your fixed lines."}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 50, "completion_tokens": 7}
-                }));
+                }))
+                .into_response();
             }
             let user = body["messages"][1]["content"].as_str().unwrap_or_default().to_owned();
             let part = user.split("Lines to fix:\n").nth(1).unwrap_or_default();
@@ -421,6 +436,7 @@ pub async fn llm_stub(delay: Duration) -> String {
                 "choices": [{"message": {"role": "assistant", "content": lines.join("\n")}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 50, "completion_tokens": 20}
             }))
+            .into_response()
             }
         }),
     );

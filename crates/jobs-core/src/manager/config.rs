@@ -169,7 +169,7 @@ pub struct ManagerConfig {
     pub webhook_retry_window: Duration,
     /// Backoff between webhook tries (default 1 s doubling to 1 h, jittered).
     pub webhook_retry: RetryPolicy,
-    /// How long a claimed webhook try holds its delivery (default 60 s).
+    /// How long a claimed webhook try holds its delivery (default 30 s).
     pub webhook_lease: Duration,
     /// Fallback poll of the delivery loop (default 1 s).
     pub webhook_poll: Duration,
@@ -207,7 +207,7 @@ impl Default for ManagerConfig {
             webhook_retry: RetryPolicy::default()
                 .base(Duration::from_secs(1))
                 .max_delay(Duration::from_secs(3600)),
-            webhook_lease: Duration::from_secs(60),
+            webhook_lease: Duration::from_secs(30),
             webhook_poll: Duration::from_secs(1),
         }
     }
