@@ -43,6 +43,16 @@ fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// `95` → `1m35s`, `12.4` → `12s`.
+fn human_secs(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -146,11 +156,21 @@ pub async fn submit(a: SubmitArgs, env: &BTreeMap<String, String>) -> anyhow::Re
         )
         .await?;
         bar.set_position((j["progress"].as_f64().unwrap_or(0.0) * 1000.0) as u64);
-        bar.set_message(format!(
+        let mut msg = format!(
             "{} {}",
             j["status"].as_str().unwrap_or(""),
             j["stage"].as_str().unwrap_or("")
-        ));
+        );
+        if let Some(eta) = j["eta_seconds"].as_f64() {
+            msg.push_str(&format!(" · ETA {}", human_secs(eta)));
+        }
+        if let (Some(at), Some(e)) = (j["next_run_at"].as_str(), j["last_error"]["code"].as_str()) {
+            msg.push_str(&format!(
+                " · attempt {} failed ({e}), next at {at}",
+                j["attempts"]
+            ));
+        }
+        bar.set_message(msg);
         if matches!(
             j["status"].as_str(),
             Some("succeeded" | "failed" | "cancelled")

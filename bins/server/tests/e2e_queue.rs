@@ -528,6 +528,47 @@ async fn webhooks_are_signed_retried_and_survive_kill9() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // A profile's default webhook applies to its submissions that name none.
+    let (st, w) = common::send(
+        s.req(reqwest::Method::PUT, "/profiles/webhook", "d")
+            .json(&json!({"url": url})),
+    )
+    .await;
+    assert_eq!((st, w["url"].as_str()), (200, Some(url.as_str())), "{w}");
+    let (_, w) = s.get("/profiles/webhook", "d").await;
+    assert_eq!(w["url"].as_str(), Some(url.as_str()));
+    let fd = s.upload("d", "a.srt", SRT.as_bytes().to_vec()).await;
+    let jd = s
+        .submit(
+            "d",
+            json!({"type": "fix_srt", "file_id": id(&fd), "model": "stub:x"}),
+        )
+        .await;
+    assert_eq!(jd["webhook"]["url"].as_str(), Some(url.as_str()), "{jd}");
+    s.wait("d", &id(&jd), MIN).await;
+    let t0 = Instant::now();
+    while !hits
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|h| h.id == format!("{}.1", id(&jd)))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no delivery of the default webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_error(
+        &common::send(
+            s.req(reqwest::Method::PUT, "/profiles/webhook", "d")
+                .json(&json!({"url": "ftp://x/y"})),
+        )
+        .await,
+        422,
+        "ValidationError",
+    );
+
     // A failing receiver: retried with backoff under the same id; then the server dies.
     *status.lock().unwrap() = 503;
     let before = hits.lock().unwrap().len();

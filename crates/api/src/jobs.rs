@@ -67,6 +67,10 @@ async fn submit_any(
     opts: SubmitOptions,
 ) -> ApiResult<Response> {
     let spec = st.services.prepare(profile, sub).await?;
+    let mut opts = opts;
+    if opts.webhook_url.is_none() && st.config.webhooks.is_some() {
+        opts.webhook_url = st.services.db.profile_webhook(profile).await?;
+    }
     let done = st
         .services
         .enqueue_with(&st.manager, profile, &spec, &opts)

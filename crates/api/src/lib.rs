@@ -25,6 +25,7 @@ mod links;
 mod metrics;
 mod openapi;
 pub mod options;
+mod profile;
 mod requests;
 mod server_info;
 pub mod views;
@@ -180,6 +181,10 @@ pub fn router(state: AppState) -> Router {
         .route("/profiles/files/{id}/link", post(links::create_link))
         .route("/links/{ticket}", get(links::follow_link))
         .route("/server", get(server_info::server_info))
+        .route(
+            "/profiles/webhook",
+            get(profile::get_webhook).put(profile::put_webhook),
+        )
         .route("/profiles/transcripts", get(files::list_transcripts))
         .route(
             "/profiles/transcripts/{id}",

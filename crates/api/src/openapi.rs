@@ -6,17 +6,21 @@ use crate::links::FileLink;
 use crate::options::{
     ConvertOptions, ConvertPreset, GenerateSrtOptions, SubtitleFileFormat, TranscribeOptions,
 };
+use crate::profile::ProfileWebhook;
 use crate::requests::{SubmitBatch, SubmitJob};
-use crate::server_info::{JobTypeInfo, LaneInfo, ServerInfo, TranscriptionInfo};
-use crate::views::{ErrorBody, ErrorEnvelope, FileDeleted, FileView, JobView, TranscriptView};
-use crate::{compat, files, jobs, links, server_info};
+use crate::server_info::{JobTypeInfo, LaneInfo, ServerInfo, SpeedInfo, TranscriptionInfo};
+use crate::views::{
+    ErrorBody, ErrorEnvelope, FileDeleted, FileView, JobView, LastErrorView, TranscriptView,
+    WebhookView,
+};
+use crate::{compat, files, jobs, links, profile, server_info};
 
 /// The OpenAPI document of the HTTP API.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "mediajobs", description = "Long-running media jobs: transcription, SRT generation, MP4 conversion, LLM subtitle fixing."),
     paths(
-        crate::health, server_info::server_info,
+        crate::health, server_info::server_info, profile::get_webhook, profile::put_webhook,
         links::create_link, links::follow_link,
         files::upload, files::list_files, files::get_file, files::file_content, files::delete_file,
         files::list_transcripts, files::get_transcript, files::delete_transcript,
@@ -27,7 +31,7 @@ use crate::{compat, files, jobs, links, server_info};
         compat::asr::asr, compat::asr::detect_language,
     ),
     components(schemas(FileView, JobView, TranscriptView, FileDeleted, ErrorEnvelope, ErrorBody, SubmitJob, SubmitBatch,
-        FileLink, ServerInfo, LaneInfo, TranscriptionInfo, JobTypeInfo,
+        FileLink, ServerInfo, LaneInfo, TranscriptionInfo, JobTypeInfo, SpeedInfo, LastErrorView, WebhookView, ProfileWebhook,
         TranscribeOptions, GenerateSrtOptions, ConvertOptions, SubtitleFileFormat, ConvertPreset)),
     tags((name = "server", description = "What this server runs"), (name = "files"), (name = "transcripts"), (name = "jobs"),
         (name = "openai", description = "OpenAI's audio API (the official SDKs work against it)"),

@@ -268,6 +268,14 @@ impl JobStore for MemoryStore {
     ) -> Result<(Job, Vec<Job>), StoreError> {
         let (parent, kids) = rules::new_batch(parent, children, self.now())?;
         let mut st = self.lock();
+        if let Some(existing) = parent
+            .unique_key
+            .as_deref()
+            .and_then(|k| st.active_with_key(k))
+        {
+            let kids = st.children_of(existing.id);
+            return Ok((existing, kids));
+        }
         let mut seen = HashSet::new();
         for id in std::iter::once(parent.id).chain(kids.iter().map(|k| k.id)) {
             if st.jobs.contains_key(&id) || !seen.insert(id) {

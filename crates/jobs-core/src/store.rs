@@ -158,7 +158,8 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Inserts a batch parent and its children in one transaction. The parent gets
     /// `total = children.len()`; children keep the given order (their submit order), are
-    /// `queued` and not claimable (their parent runs them).
+    /// `queued` and not claimable (their parent runs them). A parent with a `unique_key` an
+    /// active job holds inserts nothing: that job and its children are returned.
     async fn insert_batch(
         &self,
         parent: NewJob,

@@ -50,6 +50,31 @@ impl Database {
         Ok(())
     }
 
+    /// The profile's default completion webhook URL (used when a submission names none).
+    pub async fn profile_webhook(&self, id: &str) -> Result<Option<String>, DbError> {
+        let url: Option<Option<String>> = on_conn!(self, c => {
+            profiles::table
+                .find(id)
+                .select(profiles::webhook_url)
+                .first(c)
+                .await
+                .optional()?
+        });
+        Ok(url.flatten())
+    }
+
+    /// Sets (or with `None` clears) the profile's default webhook URL, creating the profile.
+    pub async fn set_profile_webhook(&self, id: &str, url: Option<&str>) -> Result<(), DbError> {
+        self.ensure_profile(id).await?;
+        on_conn!(self, c => {
+            diesel::update(profiles::table.find(id))
+                .set(profiles::webhook_url.eq(url))
+                .execute(c)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Number of profiles (for metrics and tests).
     pub async fn count_profiles(&self) -> Result<i64, DbError> {
         Ok(on_conn!(self, c => profiles::table.count().get_result::<i64>(c).await?))

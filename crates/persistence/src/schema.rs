@@ -8,6 +8,7 @@ diesel::table! {
     profiles (id) {
         id -> Text,
         created_at -> DbTime,
+        webhook_url -> Nullable<Text>,
     }
 }
 

@@ -251,8 +251,15 @@ impl JobStore for Database {
         let (parent, kids) = rules::new_batch(parent, children, self.now())?;
         let now = Ts::micros(parent.created_at);
         let payloads = Self::available(&[&parent]);
-        on_conn!(self, c => {
+        let existing = on_conn!(self, c => {
             c.transaction::<_, DbError, _>(async |c| {
+                // A unique batch whose key an active job holds: that batch.
+                if let Some(key) = parent.unique_key.as_deref()
+                    && let Some(held) = active_with_key(c, key).await?
+                {
+                    let kids = to_jobs(c.lock_children(held.id).await?)?;
+                    return Ok(Some((held, kids)));
+                }
                 let profiles: BTreeSet<&str> = std::iter::once(&parent)
                     .chain(kids.iter())
                     .filter_map(|j| j.profile_id.as_deref())
@@ -266,11 +273,14 @@ impl JobStore for Database {
                         .map_err(|e| DbError::constraint(e, "job"))?;
                 }
                 c.notify_all(&payloads).await?;
-                Ok(())
+                Ok(None)
             })
             .await
             .map_err(map_insert_conflict)?
         });
+        if let Some(held) = existing {
+            return Ok(held);
+        }
         self.after_commit(&payloads);
         Ok((parent, kids))
     }

@@ -25,3 +25,6 @@ CREATE INDEX jobs_dedupe_idx ON jobs (dedupe_key, status, finished_at);
 -- due_us is set only while a delivery is pending.
 CREATE INDEX jobs_webhook_due_idx ON jobs (((webhook ->> 'due_us')::BIGINT));
 CREATE INDEX jobs_finished_idx ON jobs (finished_at);
+
+-- A profile's default completion webhook (used when a submission names none).
+ALTER TABLE profiles ADD COLUMN webhook_url TEXT;

@@ -14,3 +14,6 @@ CREATE UNIQUE INDEX jobs_unique_key_idx ON jobs (unique_key)
 CREATE INDEX jobs_dedupe_idx ON jobs (dedupe_key, status, finished_at);
 CREATE INDEX jobs_webhook_due_idx ON jobs (json_extract(webhook, '$.due_us'));
 CREATE INDEX jobs_finished_idx ON jobs (finished_at);
+
+-- A profile's default completion webhook (used when a submission names none).
+ALTER TABLE profiles ADD COLUMN webhook_url TEXT;

@@ -233,6 +233,30 @@ pub async fn unique_key_returns_active_job(store: Arc<dyn JobStore>) {
         store.insert_jobs(vec![nj("u").unique_key("bulk")]).await,
         Err(StoreError::Invalid(_))
     ));
+
+    // A unique batch: the active one is returned with its children.
+    let (bp, bk) = store
+        .insert_batch(nj("ub").unique_key("batch"), vec![nj("u"), nj("u")])
+        .await
+        .unwrap();
+    let (again, again_kids) = store
+        .insert_batch(nj("ub").unique_key("batch"), vec![nj("u")])
+        .await
+        .unwrap();
+    assert_eq!(again.id, bp.id);
+    assert_eq!(
+        again_kids.iter().map(|k| k.id).collect::<Vec<_>>(),
+        bk.iter().map(|k| k.id).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        store
+            .insert_job(nj("u").unique_key("batch"))
+            .await
+            .unwrap()
+            .id,
+        bp.id,
+        "one key space for jobs and batches"
+    );
 }
 
 /// `find_reusable` returns the most recently finished succeeded job with the key, never a
