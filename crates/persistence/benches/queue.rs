@@ -5,7 +5,8 @@
 //! ```
 //!
 //! `--mix` gives the jobs priorities (0–3, round robin) and delays every tenth one by 20 ms
-//! (`run_at`), so the claim orders by priority and skips jobs that are not due yet.
+//! (`run_at`), so the claim orders by priority and skips jobs that are not due yet
+//! (`MIX_KIND=priorities` or `MIX_KIND=delays` for one of the two).
 //!
 //! For each backend and 1 / 4 / 16 workers (io-lane permits of one node):
 //! - insert N no-op jobs, then drain them (jobs/s for each phase);
@@ -73,8 +74,13 @@ fn job(i: usize, mix: bool) -> NewJob {
     if !mix {
         return j;
     }
-    let j = j.priority((i % 4) as i16);
-    if i.is_multiple_of(10) {
+    let kind = std::env::var("MIX_KIND").unwrap_or_default();
+    let j = if kind == "delays" {
+        j
+    } else {
+        j.priority((i % 4) as i16)
+    };
+    if kind != "priorities" && i.is_multiple_of(10) {
         j.delay(Duration::from_millis(20))
     } else {
         j

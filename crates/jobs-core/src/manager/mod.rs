@@ -525,7 +525,7 @@ impl QueueManager {
             .await?
             .ok_or_else(|| ManagerError::job_not_found(id))?;
         if job.status == JobStatus::Queued && job.claimable {
-            self.shared.wake(&job.lane);
+            self.shared.wake_for(&job);
         }
         Ok(())
     }
@@ -541,7 +541,7 @@ impl QueueManager {
         let stored = self.shared.store.insert_job(new).await?;
         self.shared.publish(JobEventKind::Created, stored.clone());
         drop(announcing);
-        self.shared.wake(&stored.lane);
+        self.shared.wake_for(&stored);
         Ok(E::handle(stored, &Queue(self.shared.clone())))
     }
 
@@ -564,14 +564,18 @@ impl QueueManager {
         let jobs: Vec<NewJob> = jobs.into_iter().map(|j| self.shared.prepare(j)).collect();
         let announcing = Announcing::new(&self.shared, jobs.iter().map(|j| j.id).collect());
         let stored = self.shared.store.insert_jobs(jobs).await?;
-        let mut lanes = std::collections::BTreeSet::new();
+        let mut lanes = std::collections::BTreeMap::new();
         for j in &stored {
             self.shared.publish(JobEventKind::Created, j.clone());
-            lanes.insert(j.lane.clone());
+            // One wake per lane, noting its earliest not-yet-due job.
+            let e = lanes.entry(j.lane.clone()).or_insert(j);
+            if j.run_at < e.run_at {
+                *e = j;
+            }
         }
         drop(announcing);
-        for lane in lanes {
-            self.shared.wake(&lane);
+        for j in lanes.values() {
+            self.shared.wake_for(j);
         }
         Ok(stored)
     }
@@ -636,7 +640,7 @@ impl QueueManager {
         for j in changed.all() {
             self.shared.publish(JobEventKind::Requeued, j.clone());
             if j.claimable && j.status == JobStatus::Queued {
-                self.shared.wake(&j.lane);
+                self.shared.wake_for(j);
             }
         }
         Ok(changed.job)
