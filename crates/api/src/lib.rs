@@ -132,6 +132,50 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Readiness: `200` only when the database answers, its schema is current (no pending
+/// migration) and transcription is usable (the model loaded, or the remote backend set up);
+/// else `503 NotReady` with each check in `details`. `/health` stays liveness.
+#[utoipa::path(get, path = "/ready", tag = "health", responses(
+    (status = 200, description = "`{\"status\":\"ready\",\"checks\":{…}}`"),
+    (status = 503, body = crate::views::ErrorEnvelope)))]
+pub async fn ready(State(st): State<AppState>) -> Response {
+    let db = match st.services.db.pending_migrations().await {
+        Ok(p) if p.is_empty() => serde_json::json!({"ok": true}),
+        Ok(p) => serde_json::json!({"ok": false, "error": "migrations pending", "pending": p}),
+        Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+    };
+    let transcription = match &st.services.transcriber {
+        Ok(t) => {
+            serde_json::json!({"ok": true, "backend": t.name(), "model": st.config.model_name})
+        }
+        Err(why) => serde_json::json!({"ok": false, "error": why}),
+    };
+    let checks = serde_json::json!({"database": db, "transcription": transcription});
+    let all = checks
+        .as_object()
+        .is_some_and(|c| c.values().all(|v| v["ok"] == true));
+    if all {
+        Json(serde_json::json!({"status": "ready", "checks": checks})).into_response()
+    } else {
+        let failing: Vec<&str> = checks
+            .as_object()
+            .map(|c| {
+                c.iter()
+                    .filter(|(_, v)| v["ok"] != true)
+                    .map(|(k, _)| k.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NotReady",
+            format!("not ready: {}", failing.join(", ")),
+        )
+        .details(checks)
+        .into_response()
+    }
+}
+
 async fn metrics_endpoint(State(st): State<AppState>) -> Result<Response, ApiError> {
     let text = st.metrics.render(&st).await?;
     Ok((
@@ -165,6 +209,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(mediajobs_dashboard::router())
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics_endpoint))
         .route("/openapi.json", get(openapi_json))
         .route(

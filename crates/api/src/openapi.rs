@@ -20,7 +20,7 @@ use crate::{compat, files, jobs, links, profile, server_info};
 #[openapi(
     info(title = "mediajobs", description = "Long-running media jobs: transcription, SRT generation, MP4 conversion, LLM subtitle fixing."),
     paths(
-        crate::health, server_info::server_info, profile::get_webhook, profile::put_webhook,
+        crate::health, crate::ready, server_info::server_info, profile::get_webhook, profile::put_webhook,
         links::create_link, links::follow_link,
         files::upload, files::list_files, files::get_file, files::file_content, files::delete_file,
         files::list_transcripts, files::get_transcript, files::delete_transcript,

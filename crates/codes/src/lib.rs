@@ -84,6 +84,8 @@ codes! {
     WrongFileKind = "WrongFileKind" => 422,
     /// The media cannot be read or decoded.
     MediaDecode = "MediaDecode" => 422,
+    /// A transcription was asked of a video without an audio stream.
+    NoAudioStream = "NoAudioStream" => 422,
     /// Transcription failed.
     Transcription = "Transcription" => 502,
     /// Transcription is unavailable (no model, bad model file).
@@ -102,6 +104,8 @@ codes! {
     Storage = "Storage" => 500,
     /// The database failed.
     Database = "Database" => 503,
+    /// The server is up but cannot serve jobs yet (`GET /ready`): migrations, database, model.
+    NotReady = "NotReady" => 503,
     /// Anything unexpected; details are only logged.
     ServerError = "ServerError" => 500,
     /// A restart or a lost node interrupted the job, and it was not re-queued.

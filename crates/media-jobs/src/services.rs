@@ -280,6 +280,41 @@ impl Services {
         Ok(())
     }
 
+    /// Transcription inputs must have sound: a video without an audio stream is refused now
+    /// (`NoAudioStream`, each such file of a batch listed) rather than failing later.
+    async fn check_audio(&self, op: Operation, files: &[FileRecord]) -> Result<(), MediaJobError> {
+        if !matches!(op, Operation::GenerateSrt | Operation::Transcribe) {
+            return Ok(());
+        }
+        let mut silent = Vec::new();
+        for f in files.iter().filter(|f| f.kind == FileKind::Video) {
+            let path = self.file_path(f)?;
+            match self.probe.probe(&path).await {
+                Ok(info) if info.audio.is_none() => silent.push(f.id),
+                Ok(_) => {}
+                // An unreadable file fails its job with MediaDecode, as before.
+                Err(e) => {
+                    tracing::debug!(file_id = %f.id, error = %e, "probe at submission failed")
+                }
+            }
+        }
+        match silent.as_slice() {
+            [] => Ok(()),
+            [one] if files.len() == 1 => Err(MediaJobError::new(
+                ErrorCode::NoAudioStream,
+                format!("file {one} has no audio stream to transcribe"),
+            )
+            .details(json!({ "file_id": one }))),
+            many => Err(MediaJobError::new(
+                ErrorCode::NoAudioStream,
+                format!("{} of the files have no audio stream to transcribe", many.len()),
+            )
+            .details(json!({
+                "files": many.iter().map(|id| json!({"file_id": id, "code": "NoAudioStream"})).collect::<Vec<_>>()
+            }))),
+        }
+    }
+
     /// `fix_srt` inputs must parse as SRT/VTT.
     async fn check_subtitle_parses(&self, f: &FileRecord) -> Result<(), MediaJobError> {
         let path = self
@@ -313,6 +348,7 @@ impl Services {
             sub.sys_msg.as_deref(),
         )?;
         self.check_params(&params)?;
+        self.check_audio(op, &files).await?;
         if op == Operation::FixSrt {
             for f in &files {
                 self.check_subtitle_parses(f).await?;
@@ -331,6 +367,7 @@ impl Services {
             .await?;
         Self::check_kinds(op, &files)?;
         self.check_params(&spec.params())?;
+        self.check_audio(op, &files).await?;
         if op == Operation::FixSrt {
             for f in &files {
                 self.check_subtitle_parses(f).await?;

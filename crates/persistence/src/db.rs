@@ -334,6 +334,37 @@ impl Database {
         Ok(applied)
     }
 
+    /// The embedded migrations not applied to the database yet (empty when the schema is
+    /// current). Also proves the database answers.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, DbError> {
+        use diesel_migrations::MigrationHarness as _;
+        let pending = match &self.inner.pools {
+            Pools::Pg(pool) => {
+                let conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                harness
+                    .pending_migrations(PG_MIGRATIONS)
+                    .map(|v| v.iter().map(|m| m.name().to_string()).collect::<Vec<_>>())
+                    .map_err(|e| DbError::Migration(e.to_string()))?
+            }
+            Pools::Sqlite(pool) => {
+                let conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                let mut harness = diesel_async::AsyncMigrationHarness::new(conn);
+                harness
+                    .pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|v| v.iter().map(|m| m.name().to_string()).collect::<Vec<_>>())
+                    .map_err(|e| DbError::Migration(e.to_string()))?
+            }
+        };
+        Ok(pending)
+    }
+
     /// The store's clock: this host's clock corrected by the offset to the PostgreSQL server's
     /// clock (measured at connect and at every listener reconnect), so leases compare across
     /// hosts whose clocks disagree.

@@ -305,6 +305,20 @@ pub fn video_with(dir: &Path, name: &str, wav: &Path, secs: u32) -> PathBuf {
     p
 }
 
+/// A WebM (VP8) without an audio stream, 320x240.
+pub fn silent_video(dir: &Path, name: &str, secs: u32) -> PathBuf {
+    let p = dir.join(format!("{name}.webm"));
+    let pipeline = format!(
+        "videotestsrc num-buffers={} pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 ! videoconvert ! vp8enc deadline=1 cpu-used=8 ! webmmux ! filesink location={}",
+        secs * 15,
+        p.display()
+    );
+    run(std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "-e"])
+        .args(pipeline.split_whitespace()));
+    p
+}
+
 pub fn mp3(dir: &Path, name: &str, secs: u32) -> PathBuf {
     let p = dir.join(format!("{name}.mp3"));
     let pipeline = format!(
