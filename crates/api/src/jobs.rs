@@ -108,8 +108,7 @@ pub(crate) async fn views_with_eta(st: &AppState, jobs: &[Job]) -> Vec<JobView> 
                     .filter(|o| o.lane == j.lane && o.id != j.id && o.parent_id.is_none())
                     .filter(|o| {
                         o.status == JobStatus::Running
-                            || (std::cmp::Reverse(o.priority), o.run_at, o.id)
-                                < (std::cmp::Reverse(j.priority), j.run_at, j.id)
+                            || jobs_core::rules::claim_key(o) < jobs_core::rules::claim_key(j)
                     })
                     .map(|o| speed.remaining(o, now))
                     .sum();

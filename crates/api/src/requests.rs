@@ -195,43 +195,31 @@ fn scheduling(
     })
 }
 
-impl SubmitJob {
-    /// Its scheduling fields, checked.
-    pub fn scheduling(
-        &self,
-        webhooks: Option<&crate::webhooks::WebhookPolicy>,
-    ) -> Result<SubmitOptions, ApiError> {
-        scheduling(
-            self.run_at,
-            self.delay_seconds,
-            self.priority,
-            self.unique_key.clone(),
-            self.dedupe,
-            self.webhook_url.clone(),
-            self.timeout_seconds,
-            webhooks,
-        )
-    }
+/// `scheduling()` of both request bodies (their fields are the same; serde cannot flatten them
+/// into a shared struct under `deny_unknown_fields`).
+macro_rules! impl_scheduling {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Its scheduling fields, checked.
+            pub fn scheduling(
+                &self,
+                webhooks: Option<&crate::webhooks::WebhookPolicy>,
+            ) -> Result<SubmitOptions, ApiError> {
+                scheduling(
+                    self.run_at,
+                    self.delay_seconds,
+                    self.priority,
+                    self.unique_key.clone(),
+                    self.dedupe,
+                    self.webhook_url.clone(),
+                    self.timeout_seconds,
+                    webhooks,
+                )
+            }
+        }
+    )*};
 }
-
-impl SubmitBatch {
-    /// Its scheduling fields, checked.
-    pub fn scheduling(
-        &self,
-        webhooks: Option<&crate::webhooks::WebhookPolicy>,
-    ) -> Result<SubmitOptions, ApiError> {
-        scheduling(
-            self.run_at,
-            self.delay_seconds,
-            self.priority,
-            self.unique_key.clone(),
-            self.dedupe,
-            self.webhook_url.clone(),
-            self.timeout_seconds,
-            webhooks,
-        )
-    }
-}
+impl_scheduling!(SubmitJob, SubmitBatch);
 
 impl From<SubmitJob> for mediajobs_jobs::Submission {
     fn from(r: SubmitJob) -> Self {

@@ -65,7 +65,7 @@ impl std::fmt::Debug for MemoryStore {
 type QueueKey = (std::cmp::Reverse<i16>, DateTime<Utc>, Uuid);
 
 fn queue_key(job: &Job) -> QueueKey {
-    (std::cmp::Reverse(job.priority), job.run_at, job.id)
+    rules::claim_key(job)
 }
 
 fn claimable_queued(job: &Job) -> bool {
@@ -681,7 +681,6 @@ impl JobStore for MemoryStore {
         if !rules::record_webhook(&mut j, seq, &attempt, now) {
             return Ok(None);
         }
-        j.updated_at = now;
         st.put(j.clone(), &self.hook);
         Ok(Some(j))
     }

@@ -84,6 +84,12 @@ pub fn new_batch(
     Ok((p, kids))
 }
 
+/// A lane's claim order as a sort key: highest priority first, then `run_at`, then id. Every
+/// store claims in this order (the SQL stores by their claim index).
+pub fn claim_key(job: &Job) -> (std::cmp::Reverse<i16>, DateTime<Utc>, uuid::Uuid) {
+    (std::cmp::Reverse(job.priority), job.run_at, job.id)
+}
+
 /// `true` while the job is `running` under the fence's owner and attempt.
 pub fn fence_matches(job: &Job, fence: &Fence) -> bool {
     job.status == JobStatus::Running
@@ -199,12 +205,17 @@ pub fn record_webhook(
     attempt: &WebhookAttempt,
     now: DateTime<Utc>,
 ) -> bool {
+    let current = job
+        .webhook
+        .as_ref()
+        .is_some_and(|w| w.seq == seq && w.status == WebhookStatus::Pending);
+    if !current {
+        return false;
+    }
+    job.updated_at = now;
     let Some(w) = job.webhook.as_mut() else {
         return false;
     };
-    if w.seq != seq || w.status != WebhookStatus::Pending {
-        return false;
-    }
     w.attempts += 1;
     match attempt {
         WebhookAttempt::Delivered => {

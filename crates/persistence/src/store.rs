@@ -828,7 +828,6 @@ impl JobStore for Database {
                 if !rules::record_webhook(&mut job, seq, &attempt, now) {
                     return Ok(None);
                 }
-                job.updated_at = now;
                 write_job(c, &job).await?;
                 c.notify_all(&[me.changed(job_id)]).await?;
                 Ok(Some(job))
@@ -846,12 +845,7 @@ impl JobStore for Database {
 /// Claimed jobs in claim order (priority, then `run_at`, then id): one statement returns them
 /// unordered.
 fn claim_order(mut jobs: Vec<Job>) -> Vec<Job> {
-    jobs.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.run_at.cmp(&b.run_at))
-            .then(a.id.cmp(&b.id))
-    });
+    jobs.sort_by_key(rules::claim_key);
     jobs
 }
 
