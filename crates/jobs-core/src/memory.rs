@@ -491,6 +491,12 @@ impl JobStore for MemoryStore {
         let Some(mut j) = st.get(id).filter(|j| j.status == JobStatus::Queued) else {
             return Ok(None);
         };
+        if j.parent_id
+            .and_then(|p| st.get(p))
+            .is_some_and(|p| p.status.is_active())
+        {
+            return Ok(None);
+        }
         rules::fail_queued(&mut j, error, now);
         st.put(j.clone(), &self.hook);
         Ok(Some(j))

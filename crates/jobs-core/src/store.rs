@@ -280,7 +280,9 @@ pub trait JobStore: Send + Sync + 'static {
     async fn interrupt_job(&self, fence: &Fence, requeue: bool) -> Result<Option<Job>, StoreError>;
 
     /// Fails a job that is still `queued` (e.g. an orphaned batch child). `None` if it is not
-    /// queued any more.
+    /// queued any more, or if it is a batch child whose parent is active: a retry may have
+    /// re-opened the batch since the caller saw it finished, and the check is made in the
+    /// same write (parent locked first).
     async fn fail_queued(&self, id: Uuid, error: &JobError) -> Result<Option<Job>, StoreError>;
 
     /// Asks to cancel a job. A `queued` job becomes `cancelled` at once; a `running` one gets

@@ -549,9 +549,20 @@ impl JobStore for Database {
 
     async fn fail_queued(&self, id: Uuid, error: &JobError) -> Result<Option<Job>, StoreError> {
         let now = self.now();
+        let Some(parent_id) = self.job_store_get(id).await?.map(|j| j.parent_id) else {
+            return Ok(None);
+        };
         let me = self;
         let job = on_conn!(self, c => {
             c.transaction::<_, DbError, _>(async |c| {
+                // Parent first, then the child: the lock order of every transaction. A
+                // child whose batch a retry re-opened is not an orphan any more.
+                if let Some(pid) = parent_id
+                    && let Some(p) = c.lock_job(pid).await?
+                    && p.into_job()?.status.is_active()
+                {
+                    return Ok(None);
+                }
                 let Some(row) = c.lock_job(id).await? else { return Ok(None) };
                 let mut job = row.into_job()?;
                 if job.status != JobStatus::Queued {

@@ -375,7 +375,8 @@ pub async fn interrupt_requeues_fails_or_cancels(store: Arc<dyn JobStore>) {
     assert_eq!(x.status, JobStatus::Cancelled, "a pending cancel wins");
 }
 
-/// `fail_queued` changes queued jobs only.
+/// `fail_queued` changes queued jobs only, and never the child of an active batch (one a
+/// retry re-opened after the caller saw it finished).
 pub async fn fail_queued_only_touches_queued(store: Arc<dyn JobStore>) {
     let q = store.insert_job(nj("t")).await.unwrap();
     let f = store
@@ -400,6 +401,46 @@ pub async fn fail_queued_only_touches_queued(store: Arc<dyn JobStore>) {
             .await
             .unwrap()
             .is_none()
+    );
+    let (p, kids) = store
+        .insert_batch(
+            nj_lane("batch_child", lanes::BATCH),
+            vec![NewJob::new("child", json!({})).lane(lanes::IO)],
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .fail_queued(kids[0].id, &JobError::interrupted())
+            .await
+            .unwrap()
+            .is_none(),
+        "the batch is active: its child is no orphan"
+    );
+    let running = claim_one(&store, lanes::BATCH, "n1").await;
+    assert_eq!(running.id, p.id);
+    store
+        .complete_job(
+            &fence(&running),
+            Outcome::Succeeded(JobResult(json!({}))),
+            0,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let orphan = store
+        .fail_queued(kids[0].id, &JobError::interrupted())
+        .await
+        .unwrap()
+        .expect("the batch ended: its queued child is an orphan");
+    assert_eq!(orphan.status, JobStatus::Failed);
+    assert!(
+        store
+            .fail_queued(Uuid::new_v4(), &JobError::interrupted())
+            .await
+            .unwrap()
+            .is_none(),
+        "an unknown job is not an error"
     );
 }
 
