@@ -44,6 +44,6 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found. mediajobs needs Rust >= 1.89 (rustup.rs)." >&2
+  echo "setup: cargo not found. mediajobs needs Rust >= 1.92 (rustup.rs)." >&2
   exit 1
 fi

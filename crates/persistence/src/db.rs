@@ -46,7 +46,7 @@ pub struct ConnectOptions {
     /// writer, and one connection was measured as fast as many (shared/notes/persistence.md).
     pub pg_pool_size: usize,
     /// A PEM file of extra CA certificates trusted for `sslmode=require` PostgreSQL URLs
-    /// (added to the Mozilla roots).
+    /// (added to the system CA store).
     pub pg_ca_file: Option<PathBuf>,
     /// Run pending migrations on connect (default true).
     pub migrate: bool,

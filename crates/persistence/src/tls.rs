@@ -1,5 +1,7 @@
-//! Optional TLS for PostgreSQL (`sslmode=require` in the URL): rustls with the Mozilla roots
-//! plus an optional CA file. Certificates and host names are always verified.
+//! Optional TLS for PostgreSQL (`sslmode=require` in the URL): rustls with the system's CA
+//! store (found as OpenSSL finds it: `SSL_CERT_FILE`/`SSL_CERT_DIR`, else the distribution's
+//! bundle, `/etc/ssl/certs` on Debian) plus an optional CA file. Certificates and host names
+//! are always verified.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,7 +27,21 @@ fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String>
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let system = rustls_native_certs::load_native_certs();
+    for e in &system.errors {
+        tracing::warn!(error = %e, "could not read part of the system CA store");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(system.certs);
+    if ignored > 0 {
+        tracing::warn!(ignored, "unusable certificates in the system CA store");
+    }
+    if added == 0 && ca_file.is_none() {
+        return Err(
+            "no CA certificates: the system store is empty (install ca-certificates) and no \
+             DATABASE_CA_FILE is set"
+                .into(),
+        );
+    }
     if let Some(path) = ca_file {
         let certs = CertificateDer::pem_file_iter(path)
             .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
