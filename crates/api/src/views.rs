@@ -40,6 +40,10 @@ pub struct FileView {
     pub sha256: String,
     /// Duration of audio/video.
     pub duration_ms: Option<i64>,
+    /// An uploaded subtitle file's original text encoding (`UTF-8`, `UTF-16LE`,
+    /// `windows-1252`, …); the server stores and serves it as UTF-8. Null for media and job
+    /// outputs.
+    pub source_encoding: Option<String>,
     /// RFC 3339 UTC.
     pub created_at: String,
 }
@@ -61,6 +65,7 @@ impl From<&FileRecord> for FileView {
             size_bytes: f.size_bytes,
             sha256: f.sha256.clone(),
             duration_ms: f.duration_ms,
+            source_encoding: f.source_encoding.clone(),
             created_at: ts(f.created_at),
         }
     }

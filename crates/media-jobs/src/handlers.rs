@@ -167,6 +167,7 @@ async fn save_subtitles(
         ),
         duration_ms: None,
         source_file_id: Some(input.id),
+        source_encoding: None,
         origin,
         folder: input.folder.clone(),
     };
@@ -420,6 +421,7 @@ pub async fn convert(
         content_type: Some("video/mp4".into()),
         duration_ms: report.duration_ms,
         source_file_id: Some(input.id),
+        source_encoding: None,
         origin: FileOrigin::Converted,
         folder: input.folder.clone(),
     };

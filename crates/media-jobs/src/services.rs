@@ -10,7 +10,7 @@ use jobs_core::{Job, QueueManager};
 use mediajobs_persistence::{Database, FileKind, FileOrigin, FileRecord};
 use mediajobs_processor::llm::SubtitleRefiner;
 use mediajobs_processor::media::{Converter, MediaKind, MediaProbe};
-use mediajobs_processor::subtitle::parse_any;
+use mediajobs_processor::subtitle::{decode_text, parse_any};
 use mediajobs_processor::transcribe::{TranscribeOptions, Transcriber};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -152,6 +152,8 @@ pub struct NewFile {
     pub origin: FileOrigin,
     /// Folder label.
     pub folder: Option<String>,
+    /// Subtitles: the text encoding of the upload (the stored bytes are UTF-8).
+    pub source_encoding: Option<String>,
 }
 
 /// An uploaded body in a temp file, with what the upload measured on the way.
@@ -552,6 +554,7 @@ impl Services {
             folder: new.folder,
             storage_key: key.clone(),
             created_at: Utc::now(),
+            source_encoding: new.source_encoding,
         };
         match self.db.insert_file(&rec).await {
             Ok(r) => Ok(r),
@@ -570,14 +573,15 @@ impl Services {
         up: Upload,
     ) -> Result<FileRecord, MediaJobError> {
         let Upload {
-            tmp,
+            mut tmp,
             digest,
             name,
             expect,
             media_only,
             folder,
         } = up;
-        let size = digest.1;
+        let mut digest = Some(digest);
+        let size = digest.as_ref().map_or(0, |d| d.1);
         if size == 0 {
             return Err(MediaJobError::media_decode("the file is empty"));
         }
@@ -585,16 +589,29 @@ impl Services {
         let looks_subtitle = lower.ends_with(".srt") || lower.ends_with(".vtt");
         let mut kind = None;
         let mut duration_ms = None;
+        let mut source_encoding = None;
         if looks_subtitle || size <= 4 << 20 {
+            // Subtitles in any encoding desktop tools write (UTF-8, UTF-16, Windows-1252,
+            // …) are stored as UTF-8; the record says what the upload was in.
             if let Ok(bytes) = tokio::fs::read(tmp.path()).await
-                && let Ok(text) = std::str::from_utf8(&bytes)
-                && parse_any(text).is_ok()
+                && let Some(decoded) = decode_text(&bytes)
+                && parse_any(&decoded.text).is_ok()
             {
                 kind = Some(FileKind::Subtitle);
+                source_encoding = Some(decoded.encoding.to_owned());
+                if decoded.converted {
+                    let utf8 = self.media.temp();
+                    tokio::fs::write(utf8.path(), decoded.text.as_bytes())
+                        .await
+                        .map_err(MediaJobError::storage)?;
+                    tmp = utf8;
+                    digest = None;
+                }
             }
             if looks_subtitle && kind.is_none() {
                 return Err(MediaJobError::media_decode(
-                    "the file is named like subtitles but is not a valid SRT/VTT file",
+                    "the file is named like subtitles but is not a valid SRT/VTT file (in \
+                     UTF-8, UTF-16 or a legacy code page such as Windows-1252)",
                 ));
             }
         }
@@ -646,7 +663,8 @@ impl Services {
             source_file_id: None,
             origin: FileOrigin::Uploaded,
             folder,
+            source_encoding,
         };
-        self.add_file(tmp, Some(digest), new).await
+        self.add_file(tmp, digest, new).await
     }
 }

@@ -253,6 +253,9 @@ pub struct FileRecord {
     pub storage_key: String,
     /// Creation time.
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Subtitles: the text encoding of the upload (WHATWG name: `UTF-8`, `windows-1252`,
+    /// `UTF-16LE`, …); the stored bytes are UTF-8. `None` for media and job outputs.
+    pub source_encoding: Option<String>,
 }
 
 #[derive(Queryable, Selectable, Insertable, Debug, Clone)]
@@ -273,6 +276,7 @@ pub(crate) struct FileRow {
     pub folder: Option<String>,
     pub storage_key: String,
     pub created_at: Ts,
+    pub source_encoding: Option<String>,
 }
 
 impl FileRow {
@@ -291,6 +295,7 @@ impl FileRow {
             folder: self.folder,
             storage_key: self.storage_key,
             created_at: self.created_at.0,
+            source_encoding: self.source_encoding,
         })
     }
 
@@ -309,6 +314,7 @@ impl FileRow {
             folder: f.folder.clone(),
             storage_key: f.storage_key.clone(),
             created_at: Ts::micros(f.created_at),
+            source_encoding: f.source_encoding.clone(),
         }
     }
 }

@@ -30,6 +30,7 @@ diesel::table! {
         folder -> Nullable<Text>,
         storage_key -> Text,
         created_at -> DbTime,
+        source_encoding -> Nullable<Text>,
     }
 }
 

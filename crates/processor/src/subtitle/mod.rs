@@ -10,8 +10,10 @@
 //! assert!(to_vtt(&cues).starts_with("WEBVTT\n\n00:00:01.000 --> 00:00:02.500\nHello"));
 //! ```
 
+mod encoding;
 mod segment;
 
+pub use encoding::{DecodedText, decode_text};
 pub use segment::{
     ReadingSpeed, Segment, SegmentOptions, SegmentStats, Word, reading_speed, segment, wrap_lines,
 };
