@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use mediajobs_jobs::{Upload, sanitize_name};
-use mediajobs_persistence::{FileKind, FileRecord};
+use mediajobs_persistence::{FileFilter, FileKind, FileOrigin, FileRecord, Page};
 use mediajobs_processor::subtitle::{Segment, SegmentOptions, SubtitleFormat, parse_any, segment};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -190,15 +190,88 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(FileView::from(&rec))))
 }
 
-/// The profile's files, newest first.
+/// Query of `GET /profiles/files`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FileListQuery {
+    /// Only this kind.
+    #[param(inline)]
+    pub kind: Option<KindParam>,
+    /// Only this origin.
+    #[param(inline)]
+    pub origin: Option<OriginParam>,
+    /// Only files made from this file (a job's outputs of it).
+    pub source_file_id: Option<Uuid>,
+    /// At most this many (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// Only files older than this file (keyset pagination: the last id of the previous page).
+    pub before: Option<Uuid>,
+}
+
+/// A file kind filter.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KindParam {
+    /// Has a video stream.
+    Video,
+    /// Audio only.
+    Audio,
+    /// SRT/VTT subtitles.
+    Subtitle,
+}
+
+/// A file origin filter.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginParam {
+    /// Uploaded by a client.
+    Uploaded,
+    /// An SRT made by `generate_srt`.
+    Generated,
+    /// An MP4 made by `convert`.
+    Converted,
+    /// An SRT made by `fix_srt`.
+    Fixed,
+}
+
+fn page(limit: Option<usize>, before: Option<Uuid>) -> ApiResult<Page> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::validation("limit must be 1-1000"));
+    }
+    Ok(Page { limit, before })
+}
+
+/// The profile's files, newest first, a page at a time (`limit`, then `before` = the last id
+/// of the page), filtered by kind, origin or source file.
 #[utoipa::path(get, path = "/profiles/files", tag = "files",
-    params(("X-Profile-ID" = String, Header, description = "Profile")),
-    responses((status = 200, body = Vec<FileView>)))]
+    params(FileListQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, body = Vec<FileView>), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn list_files(
     State(st): State<AppState>,
     Profile(p): Profile,
+    ApiQuery(q): ApiQuery<FileListQuery>,
 ) -> ApiResult<Json<Vec<FileView>>> {
-    let files = st.services.db.list_files(&p).await?;
+    let filter = FileFilter {
+        kind: q.kind.map(|k| match k {
+            KindParam::Video => FileKind::Video,
+            KindParam::Audio => FileKind::Audio,
+            KindParam::Subtitle => FileKind::Subtitle,
+        }),
+        origin: q.origin.map(|o| match o {
+            OriginParam::Uploaded => FileOrigin::Uploaded,
+            OriginParam::Generated => FileOrigin::Generated,
+            OriginParam::Converted => FileOrigin::Converted,
+            OriginParam::Fixed => FileOrigin::Fixed,
+        }),
+        source_file_id: q.source_file_id,
+    };
+    let files = st
+        .services
+        .db
+        .list_files(&p, &filter, page(q.limit, q.before)?)
+        .await?;
     Ok(Json(files.iter().map(FileView::from).collect()))
 }
 
@@ -373,15 +446,33 @@ pub async fn delete_file(
     }))
 }
 
-/// The profile's transcripts, newest first.
+/// Query of `GET /profiles/transcripts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptListQuery {
+    /// Only transcripts of this file.
+    pub file_id: Option<Uuid>,
+    /// At most this many (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// Only transcripts older than this one (keyset pagination).
+    pub before: Option<Uuid>,
+}
+
+/// The profile's transcripts, newest first, a page at a time like `GET /profiles/files`.
 #[utoipa::path(get, path = "/profiles/transcripts", tag = "transcripts",
-    params(("X-Profile-ID" = String, Header, description = "Profile")),
-    responses((status = 200, body = Vec<TranscriptView>)))]
+    params(TranscriptListQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+    responses((status = 200, body = Vec<TranscriptView>), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn list_transcripts(
     State(st): State<AppState>,
     Profile(p): Profile,
+    ApiQuery(q): ApiQuery<TranscriptListQuery>,
 ) -> ApiResult<Json<Vec<TranscriptView>>> {
-    let list = st.services.db.list_transcripts(&p).await?;
+    let list = st
+        .services
+        .db
+        .list_transcripts(&p, q.file_id, page(q.limit, q.before)?)
+        .await?;
     Ok(Json(list.iter().map(TranscriptView::from).collect()))
 }
 

@@ -261,7 +261,7 @@ async function openapi() {
 }
 
 async function fileMap() {
-  const files = await api('GET', '/profiles/files');
+  const files = await api('GET', '/profiles/files?limit=1000');
   return new Map(files.map((f) => [f.id, f]));
 }
 
@@ -554,7 +554,7 @@ async function uploadAll(list, uploads, done) {
 }
 
 async function filesView(signal) {
-  const files = await api('GET', '/profiles/files');
+  const files = await api('GET', '/profiles/files?limit=1000');
   const byId = new Map(files.map((f) => [f.id, f]));
   // Which job made each generated file (from the recent jobs' results).
   const madeBy = new Map();
@@ -664,7 +664,7 @@ function collectOptions(box) {
 }
 
 async function submitView(q) {
-  const [server, doc, files] = await Promise.all([serverInfo(), openapi(), api('GET', '/profiles/files')]);
+  const [server, doc, files] = await Promise.all([serverInfo(), openapi(), api('GET', '/profiles/files?limit=1000')]);
   const pre = new Set((q.get('files') || '').split(',').filter(Boolean));
   const singles = server.job_types.filter((t) => !t.batch);
   const preKinds = new Set(files.filter((f) => pre.has(f.id)).map((f) => f.kind));
@@ -762,7 +762,7 @@ async function cuesOf(linkUrl) {
 }
 
 async function previewView(id, q, signal) {
-  const files = await api('GET', '/profiles/files');
+  const files = await api('GET', '/profiles/files?limit=1000');
   const byId = new Map(files.map((f) => [f.id, f]));
   const media = files.filter((f) => f.kind === 'video' || f.kind === 'audio');
   if (!id) {

@@ -40,5 +40,5 @@ pub mod types;
 pub use db::{Backend, ConnectOptions, Database};
 pub use error::DbError;
 pub use models::{FileKind, FileOrigin, FileRecord, TranscriptRecord};
-pub use repos::{FileDeletion, JobCount};
+pub use repos::{FileDeletion, FileFilter, JobCount, Page};
 pub use types::valid_profile_id;

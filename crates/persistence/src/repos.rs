@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
+};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use jobs_core::JobStatus;
 use uuid::Uuid;
@@ -11,7 +13,9 @@ use uuid::Uuid;
 use crate::db::{Database, on_conn};
 use crate::dialect::{Dialect, to_jobs};
 use crate::error::DbError;
-use crate::models::{FileRecord, FileRow, JobRow, TranscriptRecord, TranscriptRow};
+use crate::models::{
+    FileKind, FileOrigin, FileRecord, FileRow, JobRow, TranscriptRecord, TranscriptRow,
+};
 use crate::schema::{files, jobs, profiles, transcripts};
 use crate::types::{Id, Ts, valid_profile_id};
 
@@ -26,6 +30,43 @@ pub struct JobCount {
     pub status: String,
     /// Number of jobs.
     pub count: i64,
+}
+
+/// One page of a newest-first list (files, transcripts): keyset pagination on
+/// `(created_at, id)`, so pages stay stable while rows are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// At most this many rows (clamped to 1–1000).
+    pub limit: usize,
+    /// Only rows older than this one (the last id of the previous page). It must be a row of
+    /// the same profile: another id is `Invalid`.
+    pub before: Option<Uuid>,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            limit: 100,
+            before: None,
+        }
+    }
+}
+
+impl Page {
+    fn limit(&self) -> i64 {
+        i64::try_from(self.limit.clamp(1, 1000)).unwrap_or(1000)
+    }
+}
+
+/// Which of a profile's files to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileFilter {
+    /// Only this kind.
+    pub kind: Option<FileKind>,
+    /// Only this origin.
+    pub origin: Option<FileOrigin>,
+    /// Only files made from this file.
+    pub source_file_id: Option<Uuid>,
 }
 
 /// What deleting a file removed.
@@ -140,13 +181,49 @@ impl Database {
         Ok(recs)
     }
 
-    /// A profile's files, newest first.
-    pub async fn list_files(&self, profile_id: &str) -> Result<Vec<FileRecord>, DbError> {
+    /// A page of a profile's files, newest first.
+    pub async fn list_files(
+        &self,
+        profile_id: &str,
+        filter: &FileFilter,
+        page: Page,
+    ) -> Result<Vec<FileRecord>, DbError> {
+        let cursor = match page.before {
+            Some(b) => {
+                let f = self.get_file(profile_id, b).await?.ok_or_else(|| {
+                    DbError::Store(jobs_core::StoreError::Invalid(format!(
+                        "unknown cursor file {b}"
+                    )))
+                })?;
+                Some((Ts::micros(f.created_at), Id(f.id)))
+            }
+            None => None,
+        };
+        let kind = filter.kind.map(FileKind::as_str);
+        let origin = filter.origin.map(FileOrigin::as_str);
         let rows: Vec<FileRow> = on_conn!(self, c => {
-            files::table
+            let mut q = files::table
                 .filter(files::profile_id.eq(profile_id))
-                .order((files::created_at.desc(), files::id.desc()))
                 .select(FileRow::as_select())
+                .into_boxed();
+            if let Some(k) = kind {
+                q = q.filter(files::kind.eq(k));
+            }
+            if let Some(o) = origin {
+                q = q.filter(files::origin.eq(o));
+            }
+            if let Some(s) = filter.source_file_id {
+                q = q.filter(files::source_file_id.eq(Id(s)));
+            }
+            if let Some((at, id)) = cursor {
+                q = q.filter(
+                    files::created_at
+                        .lt(at)
+                        .or(files::created_at.eq(at).and(files::id.lt(id))),
+                );
+            }
+            q.order((files::created_at.desc(), files::id.desc()))
+                .limit(page.limit())
                 .load(c)
                 .await?
         });
@@ -264,16 +341,41 @@ impl Database {
         Ok(row.map(TranscriptRow::into_record))
     }
 
-    /// A profile's transcripts, newest first.
+    /// A page of a profile's transcripts, newest first; `file_id` keeps those of one file.
     pub async fn list_transcripts(
         &self,
         profile_id: &str,
+        file_id: Option<Uuid>,
+        page: Page,
     ) -> Result<Vec<TranscriptRecord>, DbError> {
+        let cursor = match page.before {
+            Some(b) => {
+                let t = self.get_transcript(profile_id, b).await?.ok_or_else(|| {
+                    DbError::Store(jobs_core::StoreError::Invalid(format!(
+                        "unknown cursor transcript {b}"
+                    )))
+                })?;
+                Some((Ts::micros(t.created_at), Id(t.id)))
+            }
+            None => None,
+        };
         let rows: Vec<TranscriptRow> = on_conn!(self, c => {
-            transcripts::table
+            let mut q = transcripts::table
                 .filter(transcripts::profile_id.eq(profile_id))
-                .order((transcripts::created_at.desc(), transcripts::id.desc()))
                 .select(TranscriptRow::as_select())
+                .into_boxed();
+            if let Some(f) = file_id {
+                q = q.filter(transcripts::file_id.eq(Id(f)));
+            }
+            if let Some((at, id)) = cursor {
+                q = q.filter(
+                    transcripts::created_at
+                        .lt(at)
+                        .or(transcripts::created_at.eq(at).and(transcripts::id.lt(id))),
+                );
+            }
+            q.order((transcripts::created_at.desc(), transcripts::id.desc()))
+                .limit(page.limit())
                 .load(c)
                 .await?
         });

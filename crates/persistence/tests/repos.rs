@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use jobs_core::{JobStatus, JobStore, NewJob, StoreError};
 use mediajobs_persistence::{
-    ConnectOptions, Database, DbError, FileKind, FileOrigin, FileRecord, TranscriptRecord,
+    ConnectOptions, Database, DbError, FileFilter, FileKind, FileOrigin, FileRecord, Page,
+    TranscriptRecord,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -28,6 +29,7 @@ fn file(profile: &str, name: &str) -> FileRecord {
         folder: Some("inbox".into()),
         storage_key: format!("{profile}/{id}"),
         created_at: Utc::now(),
+        source_encoding: None,
     }
 }
 
@@ -59,14 +61,89 @@ async fn exercise(db: Database) {
         Err(DbError::Store(StoreError::NotFound(_)))
     ));
     let a2 = db.insert_file(&file("alice", "c.wav")).await.unwrap();
-    let listed: Vec<Uuid> = db
-        .list_files("alice")
-        .await
-        .unwrap()
-        .iter()
-        .map(|f| f.id)
-        .collect();
+    let ids = |v: Vec<FileRecord>| v.iter().map(|f| f.id).collect::<Vec<Uuid>>();
+    let all = FileFilter::default();
+    let listed = ids(db.list_files("alice", &all, Page::default()).await.unwrap());
     assert_eq!(listed, vec![a2.id, a.id], "newest first");
+    // Keyset pages: limit, then `before` the last id of the page.
+    let one = Page {
+        limit: 1,
+        before: None,
+    };
+    assert_eq!(
+        ids(db.list_files("alice", &all, one).await.unwrap()),
+        vec![a2.id]
+    );
+    let next = Page {
+        limit: 1,
+        before: Some(a2.id),
+    };
+    assert_eq!(
+        ids(db.list_files("alice", &all, next).await.unwrap()),
+        vec![a.id]
+    );
+    let end = Page {
+        limit: 1,
+        before: Some(a.id),
+    };
+    assert!(db.list_files("alice", &all, end).await.unwrap().is_empty());
+    let foreign = Page {
+        limit: 1,
+        before: Some(b.id),
+    };
+    assert!(matches!(
+        db.list_files("alice", &all, foreign).await,
+        Err(DbError::Store(StoreError::Invalid(_)))
+    ));
+    let mut sub = file("alice", "c.srt");
+    sub.kind = FileKind::Subtitle;
+    sub.origin = FileOrigin::Generated;
+    sub.source_file_id = Some(a.id);
+    sub.source_encoding = Some("windows-1252".into());
+    let sub = db.insert_file(&sub).await.unwrap();
+    assert_eq!(
+        db.get_file("alice", sub.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .source_encoding
+            .as_deref(),
+        Some("windows-1252")
+    );
+    let by_kind = FileFilter {
+        kind: Some(FileKind::Subtitle),
+        ..FileFilter::default()
+    };
+    assert_eq!(
+        ids(db
+            .list_files("alice", &by_kind, Page::default())
+            .await
+            .unwrap()),
+        vec![sub.id]
+    );
+    let by_origin = FileFilter {
+        origin: Some(FileOrigin::Uploaded),
+        ..FileFilter::default()
+    };
+    assert_eq!(
+        ids(db
+            .list_files("alice", &by_origin, Page::default())
+            .await
+            .unwrap()),
+        vec![a2.id, a.id]
+    );
+    let by_source = FileFilter {
+        source_file_id: Some(a.id),
+        ..FileFilter::default()
+    };
+    assert_eq!(
+        ids(db
+            .list_files("alice", &by_source, Page::default())
+            .await
+            .unwrap()),
+        vec![sub.id]
+    );
+    db.delete_file("alice", sub.id).await.unwrap();
     let picked: Vec<Uuid> = db
         .get_files("alice", &[a2.id, b.id, a.id])
         .await
@@ -145,6 +222,11 @@ async fn exercise(db: Database) {
         })
         .await
         .unwrap();
+    let of_a = db
+        .list_transcripts("alice", Some(a.id), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(of_a.iter().map(|t| t.id).collect::<Vec<_>>(), vec![t.id]);
 
     // A running job holds its file.
     assert!(matches!(
@@ -185,13 +267,41 @@ async fn exercise(db: Database) {
 
     // Transcripts are profile-scoped.
     assert!(db.get_transcript("bob", t.id).await.unwrap().is_none());
-    assert_eq!(db.list_transcripts("alice").await.unwrap().len(), 1);
+    let page = Page::default();
+    assert_eq!(
+        db.list_transcripts("alice", None, page)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        db.list_transcripts("alice", Some(Uuid::now_v7()), page)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let past = Page {
+        limit: 10,
+        before: Some(t.id),
+    };
+    assert!(
+        db.list_transcripts("alice", None, past)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         db.delete_transcript("bob", t.id).await,
         Err(DbError::Store(StoreError::NotFound(_)))
     ));
     db.delete_transcript("alice", t.id).await.unwrap();
-    assert!(db.list_transcripts("alice").await.unwrap().is_empty());
+    assert!(
+        db.list_transcripts("alice", None, page)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
