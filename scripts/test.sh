@@ -31,4 +31,5 @@ echo "== examples"
 cargo run --locked -q -p jobs-core --example embed
 cargo run --locked -q -p jobs-core --example shared_state
 cargo run --locked -q -p mediajobs-server --example custom_transcriber
+echo "== container and service files"; scripts/container-check.sh
 echo "== all tests passed"

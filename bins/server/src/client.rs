@@ -16,7 +16,7 @@ pub struct SubmitArgs {
     /// Job type: generate_srt, transcribe, convert or fix_srt.
     #[arg(long = "type", default_value = "generate_srt")]
     job_type: String,
-    /// Server URL (default http://MEDIAJOBS_BIND).
+    /// Server URL (default: MEDIAJOBS_URL, else http://MEDIAJOBS_BIND).
     #[arg(long)]
     url: Option<String>,
     /// Profile.
@@ -67,14 +67,55 @@ async fn check(resp: reqwest::Response) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+/// The server's base URL: the flag, else `MEDIAJOBS_URL`, else this machine's
+/// `MEDIAJOBS_BIND` (a wildcard address such as `0.0.0.0` read as loopback), else
+/// `http://127.0.0.1:8080`.
+fn base_url(flag: Option<String>, env: &BTreeMap<String, String>) -> String {
+    let url = flag
+        .or_else(|| env.get("MEDIAJOBS_URL").cloned())
+        .or_else(|| {
+            env.get("MEDIAJOBS_BIND").map(|b| {
+                let b = b
+                    .strip_prefix("0.0.0.0:")
+                    .or_else(|| b.strip_prefix("[::]:"))
+                    .map_or_else(|| b.clone(), |port| format!("127.0.0.1:{port}"));
+                format!("http://{b}")
+            })
+        })
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    url.trim_end_matches('/').to_owned()
+}
+
+/// `mediajobs ready`: a container or service health check.
+#[derive(Debug, Args)]
+pub struct ReadyArgs {
+    /// Server URL (default: MEDIAJOBS_URL, else http://MEDIAJOBS_BIND).
+    #[arg(long)]
+    url: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 5)]
+    timeout_secs: u64,
+}
+
+/// Asks the server's `GET /ready`: `Ok` when it answers 200, else the reason it gave.
+pub async fn ready(a: ReadyArgs, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    install_crypto();
+    let base = base_url(a.url, env);
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/ready"))
+        .timeout(std::time::Duration::from_secs(a.timeout_secs.max(1)))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    check(resp).await?;
+    println!("ready: {base}");
+    Ok(())
+}
+
 /// Uploads, submits, and optionally follows the job.
 pub async fn submit(a: SubmitArgs, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
     install_crypto();
-    let base = a
-        .url
-        .or_else(|| env.get("MEDIAJOBS_BIND").map(|b| format!("http://{b}")))
-        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
-    let base = base.trim_end_matches('/').to_owned();
+    let base = base_url(a.url, env);
     let token = a.token.or_else(|| env.get("MEDIAJOBS_TOKEN").cloned());
     let http = reqwest::Client::new();
     let req = |m: reqwest::Method, path: &str| {

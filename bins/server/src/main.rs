@@ -51,6 +51,9 @@ enum Cmd {
     },
     /// Upload a file, submit a job on it, and (with --wait) follow it to the end.
     Submit(client::SubmitArgs),
+    /// Exit 0 when the server answers `GET /ready` with 200 (a container health check),
+    /// else 1 with the reason.
+    Ready(client::ReadyArgs),
 }
 
 #[derive(Subcommand)]
@@ -178,6 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Cmd::Submit(args) => client::submit(args, &env).await,
+        Cmd::Ready(args) => client::ready(args, &env).await,
     }
 }
 

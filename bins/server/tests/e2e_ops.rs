@@ -234,6 +234,13 @@ async fn file_and_transcript_lists_page() {
         .get("/profiles/files?origin=generated&kind=subtitle", "p")
         .await;
     assert_eq!(ids(&generated), ids(&made));
+    let j = s
+        .submit("p", json!({"type": "transcribe", "file_id": id(&audio)}))
+        .await;
+    let done = s
+        .wait("p", &id(&j), std::time::Duration::from_secs(120))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
     let (_, ts) = s
         .get(
             &format!("/profiles/transcripts?file_id={}", id(&audio)),
