@@ -85,7 +85,7 @@ fn strict(enc: &'static Encoding, bytes: &[u8]) -> Option<String> {
 /// UTF-16 text of mostly Latin script has a zero in every other byte: the high byte of each
 /// code unit. At least 3 in 4 of those positions zero, and almost none of the others.
 fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
-    if bytes.len() < 8 || bytes.len() % 2 != 0 {
+    if bytes.len() < 8 || !bytes.len().is_multiple_of(2) {
         return None;
     }
     let pairs = bytes.len() / 2;
