@@ -31,5 +31,6 @@ echo "== examples"
 cargo run --locked -q -p jobs-core --example embed
 cargo run --locked -q -p jobs-core --example shared_state
 cargo run --locked -q -p mediajobs-server --example custom_transcriber
+echo "== schemathesis (the live server against its OpenAPI document)"; scripts/schemathesis.sh
 echo "== container and service files"; scripts/container-check.sh
 echo "== all tests passed"

@@ -98,6 +98,16 @@ fn unauthorized(m: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", m)
 }
 
+/// The `X-Profile-ID` header as the OpenAPI document describes it (every profiled route).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // A schema: utoipa reads the field.
+pub(crate) struct ProfileHeader {
+    /// The profile: 1–64 of `A-Z a-z 0-9 _ -`; created on first use.
+    #[param(rename = "X-Profile-ID", pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    x_profile_id: String,
+}
+
 /// The configured rule of the request's bearer token: `401` without one or with a wrong one.
 /// Every rule is compared, in constant time, without early exit.
 pub(crate) fn bearer_rule<'a>(

@@ -85,7 +85,7 @@ fn check_folder(f: Option<String>) -> Result<Option<String>, ApiError> {
 /// the way.
 #[utoipa::path(
     post, path = "/profiles/files", tag = "files",
-    params(UploadQuery, ("X-Profile-ID" = String, Header, description = "Profile"), ("X-File-Name" = Option<String>, Header, description = "File name (required for a raw body)")),
+    params(UploadQuery, crate::auth::ProfileHeader, ("X-File-Name" = Option<String>, Header, description = "File name (required for a raw body)")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The raw bytes (with X-File-Name), or multipart/form-data with a `file` part (named by its filename)"),
     responses((status = 201, body = FileView), (status = 413, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope))
 )]
@@ -246,7 +246,7 @@ fn page(limit: Option<usize>, before: Option<Uuid>) -> ApiResult<Page> {
 /// The profile's files, newest first, a page at a time (`limit`, then `before` = the last id
 /// of the page), filtered by kind, origin or source file.
 #[utoipa::path(get, path = "/profiles/files", tag = "files",
-    params(FileListQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+    params(FileListQuery, crate::auth::ProfileHeader),
     responses((status = 200, body = Vec<FileView>), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn list_files(
     State(st): State<AppState>,
@@ -285,7 +285,7 @@ async fn find_file(st: &AppState, profile: &str, id: Uuid) -> ApiResult<FileReco
 
 /// One file.
 #[utoipa::path(get, path = "/profiles/files/{id}", tag = "files",
-    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 200, body = FileView), (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn get_file(
     State(st): State<AppState>,
@@ -349,7 +349,7 @@ fn document(fmt: SubtitleFormat, cues: &[mediajobs_processor::subtitle::Cue]) ->
 /// The file's bytes, streamed, with `Range` support; for a subtitle file, `?format=` converts
 /// it on the fly (`srt`, `vtt`, `txt`, `tsv`, `json`).
 #[utoipa::path(get, path = "/profiles/files/{id}/content", tag = "files",
-    params(("id" = Uuid, Path), FormatQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+    params(("id" = Uuid, Path), FormatQuery, crate::auth::ProfileHeader),
     responses((status = 200, description = "The bytes (or the converted subtitles)"), (status = 206, description = "A range of the bytes"), (status = 404, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn file_content(
     State(st): State<AppState>,
@@ -431,7 +431,7 @@ pub(crate) async fn serve_content(
 
 /// Deletes a file and the jobs that use it; `409` while a running job uses it.
 #[utoipa::path(delete, path = "/profiles/files/{id}", tag = "files",
-    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 200, body = FileDeleted), (status = 404, body = crate::views::ErrorEnvelope), (status = 409, body = crate::views::ErrorEnvelope)))]
 pub async fn delete_file(
     State(st): State<AppState>,
@@ -461,7 +461,7 @@ pub struct TranscriptListQuery {
 
 /// The profile's transcripts, newest first, a page at a time like `GET /profiles/files`.
 #[utoipa::path(get, path = "/profiles/transcripts", tag = "transcripts",
-    params(TranscriptListQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+    params(TranscriptListQuery, crate::auth::ProfileHeader),
     responses((status = 200, body = Vec<TranscriptView>), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn list_transcripts(
     State(st): State<AppState>,
@@ -479,7 +479,7 @@ pub async fn list_transcripts(
 /// One transcript; `?format=srt|vtt|txt|tsv` renders it as a document (its segments cut into
 /// subtitle-grade cues), `json` (or no format) is the transcript object.
 #[utoipa::path(get, path = "/profiles/transcripts/{id}", tag = "transcripts",
-    params(("id" = Uuid, Path), FormatQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+    params(("id" = Uuid, Path), FormatQuery, crate::auth::ProfileHeader),
     responses((status = 200, body = TranscriptView), (status = 404, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn get_transcript(
     State(st): State<AppState>,
@@ -506,7 +506,7 @@ pub async fn get_transcript(
 
 /// Deletes a transcript.
 #[utoipa::path(delete, path = "/profiles/transcripts/{id}", tag = "transcripts",
-    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 200, description = "Deleted"), (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn delete_transcript(
     State(st): State<AppState>,

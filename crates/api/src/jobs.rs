@@ -32,8 +32,8 @@ async fn view(st: &AppState, j: &Job) -> Json<JobView> {
 }
 
 /// Submits one job. Everything is validated before anything is queued.
-#[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = SubmitJob,
-    params(("X-Profile-ID" = String, Header, description = "Profile")),
+#[utoipa::path(post, path = "/jobs", tag = "jobs", request_body = crate::schemas::SubmitJobBody,
+    params(crate::auth::ProfileHeader),
     responses((status = 202, body = JobView), (status = 404, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn submit(
     State(st): State<AppState>,
@@ -45,8 +45,8 @@ pub async fn submit(
 }
 
 /// Submits a batch: the parent and one child per file, in one transaction.
-#[utoipa::path(post, path = "/jobs/batch", tag = "jobs", request_body = SubmitBatch,
-    params(("X-Profile-ID" = String, Header, description = "Profile")),
+#[utoipa::path(post, path = "/jobs/batch", tag = "jobs", request_body = crate::schemas::SubmitBatchBody,
+    params(crate::auth::ProfileHeader),
     responses((status = 202, body = JobView), (status = 404, body = crate::views::ErrorEnvelope), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn submit_batch(
     State(st): State<AppState>,
@@ -139,7 +139,7 @@ pub struct ListQuery {
 }
 
 /// Top-level jobs of the profile, newest first.
-#[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListQuery, ("X-Profile-ID" = String, Header, description = "Profile")),
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(ListQuery, crate::auth::ProfileHeader),
     responses((status = 200, body = Vec<JobView>), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn list(
     State(st): State<AppState>,
@@ -204,14 +204,14 @@ pub async fn list(
 }
 
 /// One job.
-#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 200, body = JobView), (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn get(State(st): State<AppState>, OwnedJob(job): OwnedJob) -> ApiResult<Json<JobView>> {
     Ok(view(&st, &job).await)
 }
 
 /// The children of a batch, in submit order.
-#[utoipa::path(get, path = "/jobs/{id}/children", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+#[utoipa::path(get, path = "/jobs/{id}/children", tag = "jobs", params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 200, body = Vec<JobView>), (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn children(
     State(st): State<AppState>,
@@ -222,7 +222,7 @@ pub async fn children(
 }
 
 /// Cancels a job: at once when queued; a running job's work stops within a second.
-#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 200, body = JobView), (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn cancel(
     State(st): State<AppState>,
@@ -233,7 +233,7 @@ pub async fn cancel(
 }
 
 /// Retries a failed or cancelled job (a batch re-runs only its failed/cancelled children).
-#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 202, body = JobView), (status = 404, body = crate::views::ErrorEnvelope), (status = 409, body = crate::views::ErrorEnvelope)))]
 pub async fn retry(
     State(st): State<AppState>,
@@ -244,7 +244,7 @@ pub async fn retry(
 }
 
 /// Deletes a finished job; `409` while it is active.
-#[utoipa::path(delete, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+#[utoipa::path(delete, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 204, description = "Deleted"), (status = 404, body = crate::views::ErrorEnvelope), (status = 409, body = crate::views::ErrorEnvelope)))]
 pub async fn delete(State(st): State<AppState>, OwnedJob(job): OwnedJob) -> ApiResult<StatusCode> {
     st.manager.delete_job(job.id).await?;
@@ -282,8 +282,9 @@ fn keep_alive() -> KeepAlive {
 
 /// Events of one job (and, for a batch, of its children): a `snapshot` first, then every
 /// change; the stream ends after the job's terminal event. Heartbeat comments every 15 s.
-#[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs", params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
-    responses((status = 200, description = "text/event-stream"), (status = 404, body = crate::views::ErrorEnvelope)))]
+#[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs", params(("id" = Uuid, Path), crate::auth::ProfileHeader),
+    responses((status = 200, content_type = "text/event-stream", body = crate::schemas::JobSseEvent, description = "Server-sent events. `event: snapshot` first (`data`: the job's `JobView`), then one event per change of the job or, for a batch, of its children: `created`, `started`, `progress`, `cancel_requested`, `requeued`, `updated`, `finished`, `deleted`, each with the `JobView` as `data`; `: keep-alive` comments every 15 s. The stream ends after the job's terminal event. Reconnect with the same URL: the snapshot says where things stand."),
+        (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn job_events(
     State(st): State<AppState>,
     Profile(p): Profile,
@@ -347,8 +348,9 @@ pub async fn job_events(
 }
 
 /// Every job event of the profile: a `snapshot` (its active jobs) first, then every change.
-#[utoipa::path(get, path = "/jobs/events", tag = "jobs", params(("X-Profile-ID" = String, Header, description = "Profile")),
-    responses((status = 200, description = "text/event-stream")))]
+#[utoipa::path(get, path = "/jobs/events", tag = "jobs", params(crate::auth::ProfileHeader),
+    responses((status = 200, content_type = "text/event-stream", body = crate::schemas::JobSseEvent, description = "Server-sent events of every job of the profile: `event: snapshot` first (`data`: an array of its queued and running `JobView`s), then `created`, `started`, `progress`, `cancel_requested`, `requeued`, `updated`, `finished`, `deleted` with a `JobView` as `data`; `: keep-alive` comments every 15 s. The stream stays open."),
+        (status = 400, body = crate::views::ErrorEnvelope)))]
 pub async fn profile_events(
     State(st): State<AppState>,
     Profile(p): Profile,

@@ -27,6 +27,7 @@ mod openapi;
 pub mod options;
 mod profile;
 mod requests;
+mod schemas;
 mod server_info;
 pub mod views;
 pub mod webhooks;
@@ -212,6 +213,11 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_endpoint))
         .route("/openapi.json", get(openapi_json))
+        // Interactive API docs of /openapi.json (Swagger UI, vendored in the binary).
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .config(utoipa_swagger_ui::Config::from("/openapi.json")),
+        )
         .route(
             "/profiles/files",
             post(files::upload)

@@ -94,7 +94,7 @@ pub struct FileLink {
 /// A link to the file's content that works without headers for an hour (for `<video>`,
 /// `<track>` and download links in a browser).
 #[utoipa::path(post, path = "/profiles/files/{id}/link", tag = "files",
-    params(("id" = Uuid, Path), ("X-Profile-ID" = String, Header, description = "Profile")),
+    params(("id" = Uuid, Path), crate::auth::ProfileHeader),
     responses((status = 200, body = FileLink), (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn create_link(
     State(st): State<AppState>,

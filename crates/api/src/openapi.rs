@@ -1,6 +1,7 @@
 //! `GET /openapi.json`, generated from the handlers and types by utoipa.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::links::FileLink;
 use crate::options::{
@@ -8,6 +9,14 @@ use crate::options::{
 };
 use crate::profile::ProfileWebhook;
 use crate::requests::{SubmitBatch, SubmitJob};
+use crate::schemas::{
+    BatchConvertType, BatchCounts, BatchFixSrtType, BatchGenerateSrtType, BatchTranscribeType,
+    ConvertResult, ConvertType, DetectLanguageResult, FixSrtResult, FixSrtType, GenerateSrtResult,
+    GenerateSrtType, JobEventName, JobResultBody, JobSseEvent, ReadingSpeedResult, SavedFormat,
+    SubmitBatchBody, SubmitBatchConvert, SubmitBatchFixSrt, SubmitBatchGenerateSrt,
+    SubmitBatchTranscribe, SubmitConvert, SubmitFixSrt, SubmitGenerateSrt, SubmitJobBody,
+    SubmitTranscribe, TokenUsageResult, TranscribeResult, TranscribeType,
+};
 use crate::server_info::{JobTypeInfo, LaneInfo, ServerInfo, SpeedInfo, TranscriptionInfo};
 use crate::views::{
     ErrorBody, ErrorEnvelope, FileDeleted, FileView, JobView, LastErrorView, TranscriptView,
@@ -32,9 +41,38 @@ use crate::{compat, files, jobs, links, profile, server_info};
     ),
     components(schemas(FileView, JobView, TranscriptView, FileDeleted, ErrorEnvelope, ErrorBody, SubmitJob, SubmitBatch,
         FileLink, ServerInfo, LaneInfo, TranscriptionInfo, JobTypeInfo, SpeedInfo, LastErrorView, WebhookView, ProfileWebhook,
-        TranscribeOptions, GenerateSrtOptions, ConvertOptions, SubtitleFileFormat, ConvertPreset)),
+        TranscribeOptions, GenerateSrtOptions, ConvertOptions, SubtitleFileFormat, ConvertPreset,
+        SubmitJobBody, SubmitBatchBody, SubmitGenerateSrt, SubmitTranscribe, SubmitConvert, SubmitFixSrt,
+        SubmitBatchGenerateSrt, SubmitBatchTranscribe, SubmitBatchConvert, SubmitBatchFixSrt,
+        GenerateSrtType, TranscribeType, ConvertType, FixSrtType,
+        BatchGenerateSrtType, BatchTranscribeType, BatchConvertType, BatchFixSrtType,
+        JobResultBody, GenerateSrtResult, TranscribeResult, ConvertResult, FixSrtResult, DetectLanguageResult,
+        BatchCounts, ReadingSpeedResult, TokenUsageResult, SavedFormat, JobSseEvent, JobEventName)),
+    modifiers(&BearerScheme),
     tags((name = "server", description = "What this server runs"), (name = "files"), (name = "transcripts"), (name = "jobs"),
         (name = "openai", description = "OpenAI's audio API (the official SDKs work against it)"),
         (name = "asr", description = "The whisper-asr-webservice API (Bazarr's Whisper provider, Subgen)"))
 )]
 pub struct ApiDoc;
+
+/// The optional bearer scheme: with `MEDIAJOBS_API_TOKENS` set every route but `/health`,
+/// `/ready`, `/openapi.json`, `/docs` and the dashboard needs `Authorization: Bearer TOKEN`;
+/// without it, none does.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.description = Some(
+            "A token of MEDIAJOBS_API_TOKENS, bound to the profiles it reaches. Servers \
+             without tokens need none."
+                .into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+        doc.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+        ]);
+    }
+}

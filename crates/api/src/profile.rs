@@ -21,7 +21,7 @@ pub struct ProfileWebhook {
 
 /// The profile's default webhook.
 #[utoipa::path(get, path = "/profiles/webhook", tag = "jobs",
-    params(("X-Profile-ID" = String, Header, description = "Profile")),
+    params(crate::auth::ProfileHeader),
     responses((status = 200, body = ProfileWebhook)))]
 pub async fn get_webhook(
     State(st): State<AppState>,
@@ -35,7 +35,7 @@ pub async fn get_webhook(
 /// Sets (or, with `{"url": null}`, clears) the profile's default webhook. Needs the server
 /// setting `MEDIAJOBS_WEBHOOK_SECRET`; the URL passes the same policy as a job's.
 #[utoipa::path(put, path = "/profiles/webhook", tag = "jobs", request_body = ProfileWebhook,
-    params(("X-Profile-ID" = String, Header, description = "Profile")),
+    params(crate::auth::ProfileHeader),
     responses((status = 200, body = ProfileWebhook), (status = 422, body = crate::views::ErrorEnvelope)))]
 pub async fn put_webhook(
     State(st): State<AppState>,

@@ -99,7 +99,7 @@ pub struct ServerInfo {
 /// What this server runs. Lane figures are server-wide totals (no job of any profile is
 /// named).
 #[utoipa::path(get, path = "/server", tag = "server",
-    params(("X-Profile-ID" = String, Header, description = "Profile")),
+    params(crate::auth::ProfileHeader),
     responses((status = 200, body = ServerInfo), (status = 401, body = crate::views::ErrorEnvelope)))]
 pub async fn server_info(
     State(st): State<AppState>,

@@ -96,15 +96,16 @@ pub struct JobView {
     /// The job's stored options (its typed spec).
     #[schema(value_type = Object)]
     pub params: Value,
-    /// The handler's result.
-    #[schema(value_type = Object)]
+    /// The handler's result: by the job's type (null until it succeeded; a batch has its
+    /// counts also when it failed or was cancelled).
+    #[schema(value_type = Option<crate::schemas::JobResultBody>)]
     pub result: Option<Value>,
     /// Error message.
     pub error: Option<String>,
     /// Stable error code.
     pub error_code: Option<String>,
-    /// Error details.
-    #[schema(value_type = Object)]
+    /// Error details (which depend on the code), or null.
+    #[schema(value_type = Option<Object>)]
     pub error_details: Option<Value>,
     /// Runs so far.
     pub attempts: i32,
@@ -291,6 +292,6 @@ pub struct ErrorBody {
     /// Message.
     pub message: String,
     /// Details.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub details: Option<Value>,
 }
