@@ -49,8 +49,19 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ModelCmd,
     },
-    /// Upload a file, submit a job on it, and (with --wait) follow it to the end.
+    /// Upload files, submit a job on them (several: a batch), follow it live and save its
+    /// output. Exit status 2 when the job failed, 3 when it was cancelled.
     Submit(client::SubmitArgs),
+    /// List, inspect, follow, cancel, retry, delete jobs and download their outputs.
+    Jobs {
+        #[command(subcommand)]
+        cmd: client::JobsCmd,
+    },
+    /// List, upload, download and delete the profile's files.
+    Files {
+        #[command(subcommand)]
+        cmd: client::FilesCmd,
+    },
     /// Exit 0 when the server answers `GET /ready` with 200 (a container health check),
     /// else 1 with the reason.
     Ready(client::ReadyArgs),
@@ -99,13 +110,27 @@ fn init_logging(filter: &str) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(run(cli))
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<client::Exit>() {
+            // A job that failed or was cancelled: its own status, its message and code.
+            Some(x) => {
+                eprintln!("error: {}", x.message);
+                std::process::ExitCode::from(u8::try_from(x.status).unwrap_or(1))
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
 }
 
 fn load(file: Option<&std::path::Path>, flags: &flags::ServeFlags) -> anyhow::Result<Config> {
@@ -182,6 +207,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Submit(args) => client::submit(args, &env).await,
         Cmd::Ready(args) => client::ready(args, &env).await,
+        Cmd::Jobs { cmd } => client::jobs(cmd, &env).await,
+        Cmd::Files { cmd } => client::files(cmd, &env).await,
     }
 }
 
