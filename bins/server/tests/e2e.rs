@@ -241,6 +241,17 @@ async fn full_flow(database_url: Option<&str>) {
         "{text}"
     );
     assert!(text.contains("mediajobs_job_duration_seconds_count"));
+    for want in [
+        "mediajobs_build_info{version=\"",
+        "mediajobs_http_request_duration_seconds_count{method=\"POST\",route=\"/jobs\",status=\"202\"}",
+        "mediajobs_media_processed_seconds_total{operation=\"generate_srt\",model=\"base\"}",
+        "mediajobs_media_processing_seconds_total{operation=\"convert\",model=\"gstreamer\"}",
+        "mediajobs_real_time_factor{operation=\"generate_srt\",model=\"base\"}",
+        // The succeeded and the rejected fix_srt runs both spent tokens.
+        "mediajobs_llm_tokens_total{provider=\"stub\",model=\"tiny\",kind=\"prompt\"}",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
     let mut s = s;
     s.stop().await;
 }

@@ -276,3 +276,56 @@ async fn file_and_transcript_lists_page() {
         assert_error(&s.get(&bad, "p").await, 422, "ValidationError");
     }
 }
+
+/// Every response carries `x-request-id` (the client's, or a fresh UUID), and the request's
+/// log lines carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_on_responses_and_in_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]).await;
+    let http = common::client();
+    let r = http.get(s.url("/health")).send().await.unwrap();
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+    let r = http
+        .get(s.url(&format!("/jobs/{}", uuid::Uuid::now_v7())))
+        .header("X-Profile-ID", "p")
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+    let mut found = false;
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+        if log
+            .lines()
+            .any(|l| l.contains("request_id=trace-me-42") && l.contains("/jobs/"))
+        {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found, "no log line of the request carries its id");
+    // A link's path (its capability) is not logged.
+    let r = http
+        .get(s.url("/links/secret-ticket-value"))
+        .header("x-request-id", "link-request")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let mut seen = false;
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+        assert!(!log.contains("secret-ticket-value"), "{log}");
+        if log.contains("request_id=link-request") {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the link request was not logged at all");
+}

@@ -618,6 +618,13 @@ async fn webhooks_are_signed_retried_and_survive_kill9() {
     for h in &mine {
         verify(h);
     }
+    // Each try is counted by outcome (this process saw the delivery after the restart).
+    let (_, m) = common::send(common::client().get(s.url("/metrics"))).await;
+    let text = m["raw"].as_str().unwrap();
+    assert!(
+        text.contains("mediajobs_webhook_deliveries_total{outcome=\"delivered\"}"),
+        "{text}"
+    );
     // A private target is refused without the opt-in.
     s.stop().await;
     let strict = Server::start(

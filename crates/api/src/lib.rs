@@ -41,6 +41,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use jobs_core::QueueManager;
 use mediajobs_jobs::Services;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
@@ -49,7 +50,7 @@ pub use compat::openai::DEFAULT_MODEL_ALIAS;
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, ApiPath, ApiQuery, OwnedJob};
 pub use links::{FileLink, LINK_TTL_SECS, LinkKey};
-pub use metrics::Metrics;
+pub use metrics::{MeteredWebhookSender, Metrics};
 pub use openapi::ApiDoc;
 pub use requests::{SubmitBatch, SubmitJob};
 pub use webhooks::{HttpWebhookSender, WebhookConfigError, WebhookPolicy};
@@ -276,6 +277,26 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .layer(axum::middleware::from_fn(conn::close_if_body_unread))
-        .layer(TraceLayer::new_for_http())
+        // Every request gets an `x-request-id` (the client's, or a new UUID), echoed on the
+        // response and recorded on the span, so each log line of the request carries it.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                // A link's path is its capability: never in the logs.
+                let path = req.uri().path();
+                let path = if path.starts_with("/links/") {
+                    "/links/…"
+                } else {
+                    path
+                };
+                tracing::info_span!("request", method = %req.method(), path, request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
 }

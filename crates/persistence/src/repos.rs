@@ -301,6 +301,28 @@ impl Database {
             .collect())
     }
 
+    /// Per lane, when its longest-waiting claimable queued job became due (`run_at`, which is
+    /// the submit time of a job never delayed): how far behind the lane is.
+    pub async fn oldest_due_queued(
+        &self,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, DbError> {
+        let now = Ts::micros(self.now());
+        let rows: Vec<(String, Option<Ts>)> = on_conn!(self, c => {
+            jobs::table
+                .filter(jobs::status.eq(JobStatus::Queued.as_str()))
+                .filter(jobs::claimable.eq(true))
+                .filter(jobs::run_at.le(now))
+                .group_by(jobs::lane)
+                .select((jobs::lane, diesel::dsl::min(jobs::run_at)))
+                .load(c)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(lane, at)| at.map(|t| (lane, t.0)))
+            .collect())
+    }
+
     /// Stores a transcript.
     pub async fn insert_transcript(
         &self,

@@ -33,6 +33,9 @@ pub struct DbJson;
 #[diesel(sqlite_type(name = "Long"))]
 pub struct DbTime;
 
+// Both representations order like time, so MIN/MAX are meaningful.
+impl diesel::sql_types::SqlOrd for DbTime {}
+
 /// A [`Uuid`] column value.
 #[derive(AsExpression, FromSqlRow, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[diesel(sql_type = DbUuid)]

@@ -239,10 +239,24 @@ impl ServerBuilder {
             speed,
         });
         register_handlers(&manager, services.clone());
+        let metrics = Arc::new(Metrics::new());
+        metrics.set_build_info(
+            env!("CARGO_PKG_VERSION"),
+            if cfg.database_url().starts_with("postgres") {
+                "postgres"
+            } else {
+                "sqlite"
+            },
+            match cfg.transcription_backend {
+                config::TranscriptionBackend::Local => "local",
+                config::TranscriptionBackend::Remote => "remote",
+            },
+        );
         let webhooks = cfg.webhooks();
         if let Some(policy) = &webhooks {
-            manager.set_webhook_sender(Arc::new(mediajobs_api::HttpWebhookSender::new(
-                policy.clone(),
+            manager.set_webhook_sender(Arc::new(mediajobs_api::MeteredWebhookSender::new(
+                mediajobs_api::HttpWebhookSender::new(policy.clone()),
+                metrics.clone(),
             )));
         }
         if cfg.retention_files {
@@ -250,8 +264,7 @@ impl ServerBuilder {
         }
         let report = manager.start().await?;
         tracing::info!(?report, "queue started");
-        let metrics = Arc::new(Metrics::new());
-        let observer = metrics.spawn_observer(&manager);
+        let observer = metrics.spawn_observer(&manager, cfg.model_name());
         let shutdown = CancellationToken::new();
         let state = AppState {
             services,
