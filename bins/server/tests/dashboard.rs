@@ -658,3 +658,48 @@ async fn dashboard_asks_for_a_token_and_keeps_profiles_apart() {
     assert_eq!(r.status().as_u16(), 404);
     b.client.close().await.unwrap();
 }
+
+/// `/docs` is Swagger UI served by the binary: it renders every operation of
+/// `/openapi.json` in the browser, loading nothing from another origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_docs_render_from_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]).await;
+    let (_, doc) = s.get("/openapi.json", "p").await;
+    let ops: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    let b = browser().await;
+    b.client.goto(&s.url("/docs")).await.unwrap();
+    let shown = b
+        .until(
+            "Swagger UI's operations",
+            "document.querySelectorAll('.opblock').length",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(
+        shown.as_u64().unwrap() as usize,
+        ops,
+        "one block per operation"
+    );
+    let title = b
+        .js("return document.querySelector('.info .title').textContent")
+        .await;
+    assert!(title.as_str().unwrap().contains("mediajobs"), "{title}");
+    let foreign = b
+        .js(&format!(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith({}))",
+            json!(s.base)
+        ))
+        .await;
+    assert_eq!(foreign, json!([]), "everything comes from the server");
+    // Nor would it on a public host name: the online validator is off.
+    let init = common::send(common::client().get(s.url("/docs/swagger-initializer.js"))).await;
+    let init = init.1["raw"].as_str().unwrap_or_default().to_owned();
+    assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
+    b.screenshot("docs").await;
+}

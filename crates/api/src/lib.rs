@@ -214,10 +214,14 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_endpoint))
         .route("/openapi.json", get(openapi_json))
-        // Interactive API docs of /openapi.json (Swagger UI, vendored in the binary).
+        // Interactive API docs of /openapi.json (Swagger UI, vendored in the binary). No
+        // validator: Swagger UI would otherwise send the document's URL to a public service.
         .merge(
-            utoipa_swagger_ui::SwaggerUi::new("/docs")
-                .config(utoipa_swagger_ui::Config::from("/openapi.json")),
+            utoipa_swagger_ui::SwaggerUi::new("/docs").config(
+                utoipa_swagger_ui::Config::from("/openapi.json")
+                    .validator_url("none")
+                    .persist_authorization(true),
+            ),
         )
         .route(
             "/profiles/files",
