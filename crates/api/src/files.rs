@@ -24,10 +24,12 @@ use crate::views::{FileDeleted, FileView, TranscriptView};
 
 /// Query of `POST /profiles/files`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// Expected kind: `video`, `audio` or `subtitle` (checked against the content).
     #[serde(rename = "type")]
+    #[param(pattern = "^(video|audio|subtitle)$")]
     pub kind: Option<String>,
     /// A folder label (1–128 printable characters).
     pub folder: Option<String>,
@@ -192,6 +194,7 @@ pub async fn upload(
 
 /// Query of `GET /profiles/files`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FileListQuery {
     /// Only this kind.
@@ -321,9 +324,11 @@ fn disposition(name: &str) -> String {
 
 /// `?format=` of the subtitle and transcript reads.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FormatQuery {
     /// `srt`, `vtt`, `txt`, `tsv` or `json`: the document converted to that format.
+    #[param(pattern = "^(srt|vtt|txt|tsv|json)$")]
     pub format: Option<String>,
 }
 
@@ -448,6 +453,7 @@ pub async fn delete_file(
 
 /// Query of `GET /profiles/transcripts`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TranscriptListQuery {
     /// Only transcripts of this file.

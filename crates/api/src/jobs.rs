@@ -123,18 +123,23 @@ pub(crate) async fn views_with_eta(st: &AppState, jobs: &[Job]) -> Vec<JobView> 
 
 /// Query of `GET /jobs`.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only queued or running jobs.
     pub active: Option<bool>,
     /// Only these statuses (comma-separated).
+    #[param(
+        pattern = "^(queued|running|succeeded|failed|cancelled)(,(queued|running|succeeded|failed|cancelled))*$"
+    )]
     pub status: Option<String>,
     /// Only this type.
     #[serde(rename = "type")]
     pub job_type: Option<String>,
     /// At most this many (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
-    /// Only jobs older than this job (keyset pagination).
+    /// Only jobs older than this job (keyset pagination: the last id of the previous page).
     pub before: Option<Uuid>,
 }
 

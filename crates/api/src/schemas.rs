@@ -552,6 +552,25 @@ mod tests {
         }
     }
 
+    /// A parameter is in the path only when the path names it (utoipa's default for
+    /// `IntoParams` is the path: schemathesis found `GET /jobs`'s filters documented there).
+    #[test]
+    fn parameters_are_where_the_route_reads_them() {
+        let d = doc();
+        for (path, ops) in d["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    let name = p["name"].as_str().unwrap();
+                    let in_path = path.contains(&format!("{{{name}}}"));
+                    assert_eq!(p["in"] == "path", in_path, "{method} {path} {name}: {p}");
+                    if p["in"] == "query" {
+                        assert_eq!(p["required"], json!(false), "{method} {path} {name}");
+                    }
+                }
+            }
+        }
+    }
+
     fn schema_ty(t: &str) -> &str {
         t.trim_start_matches("batch_")
     }

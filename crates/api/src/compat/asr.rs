@@ -41,12 +41,15 @@ impl IntoResponse for AsrError {
 
 /// Query of `POST /asr`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AsrQuery {
     /// `transcribe` (default) or `translate`.
+    #[param(pattern = "^(transcribe|translate)$")]
     pub task: Option<String>,
     /// Language code or name; absent: detected.
     pub language: Option<String>,
     /// `txt` (default), `vtt`, `srt`, `tsv` or `json`.
+    #[param(pattern = "^(txt|vtt|srt|tsv|json)$")]
     pub output: Option<String>,
     /// `true` (default): the file is any audio/video; `false`: raw s16le mono 16 kHz PCM.
     pub encode: Option<String>,
@@ -62,6 +65,7 @@ pub struct AsrQuery {
 
 /// Query of `POST /detect-language`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DetectQuery {
     /// `true` (default) or `false` (raw s16le mono 16 kHz PCM).
     pub encode: Option<String>,
