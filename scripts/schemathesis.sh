@@ -21,10 +21,17 @@ env MEDIAJOBS_DATA_DIR="$data" MEDIAJOBS_BIND="127.0.0.1:$port" MEDIAJOBS_WHISPE
     MEDIAJOBS_LOG=warn "$bin" serve > "$data/server.log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 60); do
-  curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
+up=""
+for _ in $(seq 1 120); do
+  if curl -sf "http://127.0.0.1:$port/health" >/dev/null; then up=1; break; fi
+  kill -0 "$pid" 2>/dev/null || break
   sleep 0.5
 done
+if [ -z "$up" ]; then
+  echo "schemathesis: the server did not come up" >&2
+  cat "$data/server.log" >&2
+  exit 1
+fi
 
 seed=()
 if [ "${SCHEMATHESIS_SEED:-1}" != random ]; then seed=(--seed "${SCHEMATHESIS_SEED:-1}"); fi

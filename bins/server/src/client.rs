@@ -741,6 +741,17 @@ fn job_line(j: &Value) -> String {
     s
 }
 
+/// `POST /jobs/{id}/{action}` (cancel, retry), printing the job.
+async fn job_action(c: &Client, id: &str, action: &str) -> anyhow::Result<()> {
+    let v = c
+        .call(c.req(
+            reqwest::Method::POST,
+            &format!("/jobs/{}/{action}", percent(id)),
+        ))
+        .await?;
+    c.print(&v, job_line)
+}
+
 /// Runs `mediajobs jobs …`.
 pub async fn jobs(cmd: JobsCmd, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
     match cmd {
@@ -794,26 +805,8 @@ pub async fn jobs(cmd: JobsCmd, env: &BTreeMap<String, String>) -> anyhow::Resul
             let done = c.follow(&id).await?;
             finish(&c, &done, output.as_deref()).await
         }
-        JobsCmd::Cancel { id, conn } => {
-            let c = Client::new(&conn, env)?;
-            let v = c
-                .call(c.req(
-                    reqwest::Method::POST,
-                    &format!("/jobs/{}/cancel", percent(&id)),
-                ))
-                .await?;
-            c.print(&v, job_line)
-        }
-        JobsCmd::Retry { id, conn } => {
-            let c = Client::new(&conn, env)?;
-            let v = c
-                .call(c.req(
-                    reqwest::Method::POST,
-                    &format!("/jobs/{}/retry", percent(&id)),
-                ))
-                .await?;
-            c.print(&v, job_line)
-        }
+        JobsCmd::Cancel { id, conn } => job_action(&Client::new(&conn, env)?, &id, "cancel").await,
+        JobsCmd::Retry { id, conn } => job_action(&Client::new(&conn, env)?, &id, "retry").await,
         JobsCmd::Delete { id, conn } => {
             let c = Client::new(&conn, env)?;
             c.call(c.req(reqwest::Method::DELETE, &format!("/jobs/{}", percent(&id))))
