@@ -387,19 +387,32 @@ async fn postgres_over_tls() {
         ca.display()
     );
     let opts = ConnectOptions {
-        pg_ca_file: Some(ca),
+        pg_ca_file: Some(ca.clone()),
         ..Default::default()
     };
-    let db = Database::connect(&tls_url, opts).await.unwrap();
+    let db = Database::connect(&tls_url, opts.clone()).await.unwrap();
     let ssl = db.connection_uses_tls().await.unwrap();
     assert!(ssl, "pg_stat_ssl reports TLS");
     let j = db.insert_job(NewJob::new("t", json!({}))).await.unwrap();
     assert!(db.get_job(j.id).await.unwrap().is_some());
-    // Without the CA the certificate is not trusted: verification is never skipped.
-    let err = Database::connect(&tls_url, ConnectOptions::default())
-        .await
-        .unwrap_err();
+    // Verification is never skipped: a host name the certificate does not name (it names
+    // `localhost`) is refused, trusted CA or not.
+    let wrong_host = tls_url.replace("localhost", "127.0.0.1");
+    let err = Database::connect(&wrong_host, opts).await.unwrap_err();
     assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    // The system CA store is used as OpenSSL uses it: where the certificate is linked into
+    // /etc/ssl/certs by its hash (Debian's ssl-cert does that for the snakeoil one), it is
+    // trusted without the option; where it is not, it is refused without it.
+    let in_system_store = std::fs::read_dir("/etc/ssl/certs")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            e.file_name().to_string_lossy().ends_with(".0")
+                && std::fs::canonicalize(e.path()).ok() == std::fs::canonicalize(&ca).ok()
+        });
+    let plain = Database::connect(&tls_url, ConnectOptions::default()).await;
+    assert_eq!(plain.is_ok(), in_system_store, "{:?}", plain.err());
     drop(db);
     common::drop_pg_db(&name).await;
 }
