@@ -329,3 +329,55 @@ async fn request_ids_on_responses_and_in_logs() {
     }
     assert!(seen, "the link request was not logged at all");
 }
+
+/// `generate_srt` on silence succeeds with an empty, valid SRT and `cues: 0` (whisper alone
+/// would write a `[BLANK_AUDIO]` cue); `transcribe` gives an empty transcript.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_gives_an_empty_srt() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[]).await;
+    let wav = media.path().join("quiet.wav");
+    common::run(
+        std::process::Command::new("gst-launch-1.0")
+            .args(["-q", "audiotestsrc", "wave=silence", "num-buffers=300"])
+            .args([
+                "!",
+                "audio/x-raw,rate=16000,channels=1",
+                "!",
+                "wavenc",
+                "!",
+                "filesink",
+            ])
+            .arg(format!("location={}", wav.display())),
+    );
+    let f = s
+        .upload("p", "quiet.wav", std::fs::read(&wav).unwrap())
+        .await;
+    assert_eq!(f["kind"], "audio", "{f}");
+    let j = s
+        .submit("p", json!({"type": "generate_srt", "file_id": id(&f)}))
+        .await;
+    let done = s
+        .wait("p", &id(&j), std::time::Duration::from_secs(120))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["cues"], 0, "{done}");
+    assert_eq!(done["result"]["srt_content"], "", "{done}");
+    let srt_id = done["result"]["srt_file_id"].as_str().unwrap().to_owned();
+    let vtt = s
+        .bytes(&format!("/profiles/files/{srt_id}/content?format=vtt"), "p")
+        .await;
+    assert!(String::from_utf8(vtt).unwrap().starts_with("WEBVTT"));
+    let j = s
+        .submit(
+            "p",
+            json!({"type": "transcribe", "file_id": id(&f), "dedupe": false}),
+        )
+        .await;
+    let done = s
+        .wait("p", &id(&j), std::time::Duration::from_secs(120))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["result"]["transcript"], "", "{done}");
+}

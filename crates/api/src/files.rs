@@ -389,9 +389,15 @@ pub(crate) async fn serve_content(
         }
         let path = st.services.file_path(&rec)?;
         let bytes = tokio::fs::read(&path).await.map_err(ApiError::storage)?;
-        let cues = parse_any(&String::from_utf8_lossy(&bytes)).map_err(|e| {
-            ApiError::validation(format!("file {id} is not a valid SRT/VTT file: {e}"))
-        })?;
+        let text = String::from_utf8_lossy(&bytes);
+        // A blank file is a document without cues (what `generate_srt` saves for silence).
+        let cues = if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            parse_any(&text).map_err(|e| {
+                ApiError::validation(format!("file {id} is not a valid SRT/VTT file: {e}"))
+            })?
+        };
         return Ok(document(fmt, &cues));
     }
     let file_path = st

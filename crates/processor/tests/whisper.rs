@@ -345,3 +345,71 @@ async fn missing_model_is_whisper_unavailable() {
     let err = WhisperModel::load(&WhisperConfig::new(junk)).unwrap_err();
     assert_eq!(err.code(), "WhisperUnavailable");
 }
+
+/// A 16 kHz mono 16-bit WAV of `samples` (−1..1).
+fn write_wav(path: &std::path::Path, samples: &[f32]) {
+    let mut b = Vec::with_capacity(44 + samples.len() * 2);
+    let data_len = (samples.len() * 2) as u32;
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&16_000u32.to_le_bytes());
+    b.extend_from_slice(&32_000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+/// Pink noise (Paul Kellet's filter over a fixed-seed white noise), peak about `level`.
+fn pink_noise(secs: usize, level: f32) -> Vec<f32> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
+    (0..secs * 16_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let white = (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+            b0 = 0.99765 * b0 + white * 0.0990460;
+            b1 = 0.96300 * b1 + white * 0.2965164;
+            b2 = 0.57000 * b2 + white * 1.0526913;
+            (b0 + b1 + b2 + white * 0.1848) * level / 3.0
+        })
+        .collect()
+}
+
+/// Silence and pure noise give no segment at all (whisper alone writes `[BLANK_AUDIO]` or a
+/// hallucinated line), so their SRT is empty; annotations never reach the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_and_noise_give_no_cues() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = transcriber().await;
+    for (name, samples) in [
+        ("silence", vec![0.0f32; 12 * 16_000]),
+        ("pink-noise", pink_noise(12, 0.3)),
+    ] {
+        let wav = dir.path().join(format!("{name}.wav"));
+        write_wav(&wav, &samples);
+        let tr = t
+            .transcribe(
+                &wav,
+                &TranscribeOptions::default(),
+                no_progress(),
+                &CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+        assert!(tr.segments.is_empty(), "{name}: {:?}", tr.segments);
+        assert_eq!(tr.text, "", "{name}");
+        let cues = segment(&tr.segments, &SegmentOptions::default());
+        assert!(cues.is_empty() && to_srt(&cues).is_empty(), "{name}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Transcription: the [`Transcriber`] trait, its options, the local whisper backend and the
 //! remote (OpenAI-compatible) one.
 
+mod clean;
 mod languages;
 #[cfg(all(feature = "llm", feature = "media"))]
 mod remote;
@@ -16,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::progress::{ProcessorError, Progress};
 use crate::subtitle::Segment;
 
+pub use clean::{
+    COMPRESSION_RATIO_CEILING, LOGPROB_FLOOR, NO_SPEECH_THRESHOLD, clean_segments,
+    strip_annotations,
+};
 pub use languages::{LANGUAGES, language_code, language_name};
 #[cfg(all(feature = "llm", feature = "media"))]
 pub use remote::{RemoteTranscriber, RemoteTranscriberConfig};

@@ -347,6 +347,11 @@ impl Transcriber for RemoteTranscriber {
             .or(language)
             .map(|l| l.to_lowercase())
             .unwrap_or_else(|| "unknown".into());
+        let segments = super::clean::clean_segments(
+            segments,
+            opts.no_speech_threshold
+                .unwrap_or(super::clean::NO_SPEECH_THRESHOLD),
+        );
         let text = Transcript::join_text(&segments);
         Ok(Transcript {
             language,

@@ -251,7 +251,9 @@ fn run(
     // Each segment as soon as whisper has decoded it (live streaming of the compatible API).
     let s = slot.clone();
     params.set_segment_callback_safe_lossy(move |d: whisper_rs::SegmentCallbackData| {
-        let text = d.text.trim();
+        // Live segments lack the decoder figures; annotations are stripped here already.
+        let text = super::clean::strip_annotations(&d.text);
+        let text = text.as_str();
         if let Some(p) = sink(&s)
             && !text.is_empty()
         {
@@ -350,6 +352,11 @@ fn run(
     }
     model.give_back(state);
     progress.report(1.0, "transcribing");
+    let segments = super::clean::clean_segments(
+        segments,
+        opts.no_speech_threshold
+            .unwrap_or(super::clean::NO_SPEECH_THRESHOLD),
+    );
     let text = Transcript::join_text(&segments);
     Ok(Transcript {
         language,
