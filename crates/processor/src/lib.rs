@@ -11,6 +11,7 @@
 //! | [`transcribe`] | speech to text (`Transcriber`): local and remote | whisper.cpp via whisper-rs (feature `whisper`); OpenAI-compatible services (feature `llm`) |
 //! | `llm` | LLM subtitle fixing, OpenAI-compatible providers | async-openai (feature `llm`) |
 //! | `model` | obtain a real Whisper model from PyPI, convert CTranslate2 → GGML | pure Rust + pip |
+//! | [`wav`] | 16 kHz mono 16-bit WAV encoding | pure Rust |
 
 #[cfg(all(feature = "llm", feature = "media"))]
 pub mod llm;
@@ -21,6 +22,7 @@ pub mod model;
 mod progress;
 pub mod subtitle;
 pub mod transcribe;
+pub mod wav;
 
 pub use progress::{ProcessorError, Progress, ProgressSink, no_progress, scaled};
 /// Re-exported for callers that need no direct tokio-util dependency.

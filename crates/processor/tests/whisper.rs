@@ -346,28 +346,6 @@ async fn missing_model_is_whisper_unavailable() {
     assert_eq!(err.code(), "WhisperUnavailable");
 }
 
-/// A 16 kHz mono 16-bit WAV of `samples` (−1..1).
-fn write_wav(path: &std::path::Path, samples: &[f32]) {
-    let mut b = Vec::with_capacity(44 + samples.len() * 2);
-    let data_len = (samples.len() * 2) as u32;
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    b.extend_from_slice(&1u16.to_le_bytes()); // mono
-    b.extend_from_slice(&16_000u32.to_le_bytes());
-    b.extend_from_slice(&32_000u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
-    }
-    std::fs::write(path, b).unwrap();
-}
-
 /// Pink noise (Paul Kellet's filter over a fixed-seed white noise), peak about `level`.
 fn pink_noise(secs: usize, level: f32) -> Vec<f32> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -397,7 +375,7 @@ async fn silence_and_noise_give_no_cues() {
         ("pink-noise", pink_noise(12, 0.3)),
     ] {
         let wav = dir.path().join(format!("{name}.wav"));
-        write_wav(&wav, &samples);
+        std::fs::write(&wav, mediajobs_processor::wav::encode(&samples)).unwrap();
         let tr = t
             .transcribe(
                 &wav,

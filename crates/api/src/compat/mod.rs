@@ -180,7 +180,7 @@ pub(crate) async fn pcm_to_wav(
     raw: Received,
     max_ms: Option<i64>,
 ) -> Result<Received, ApiError> {
-    const RATE: u32 = 16_000;
+    const RATE: u32 = mediajobs_processor::wav::RATE;
     let mut bytes = raw.digest.1;
     if bytes < 2 {
         return Err(ApiError::coded(
@@ -195,19 +195,7 @@ pub(crate) async fn pcm_to_wav(
     }
     let data_len = u32::try_from(bytes)
         .map_err(|_| ApiError::validation("raw PCM longer than a WAV file can hold (4 GiB)"))?;
-    let mut header = Vec::with_capacity(44);
-    header.extend_from_slice(b"RIFF");
-    header.extend_from_slice(&(36 + data_len).to_le_bytes());
-    header.extend_from_slice(b"WAVEfmt ");
-    header.extend_from_slice(&16u32.to_le_bytes());
-    header.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    header.extend_from_slice(&1u16.to_le_bytes()); // mono
-    header.extend_from_slice(&RATE.to_le_bytes());
-    header.extend_from_slice(&(RATE * 2).to_le_bytes());
-    header.extend_from_slice(&2u16.to_le_bytes());
-    header.extend_from_slice(&16u16.to_le_bytes());
-    header.extend_from_slice(b"data");
-    header.extend_from_slice(&data_len.to_le_bytes());
+    let header = mediajobs_processor::wav::header(data_len);
     let wav = st.services.media.temp();
     let mut out = tokio::fs::File::create(wav.path())
         .await

@@ -133,29 +133,6 @@ struct VWord {
     end: f64,
 }
 
-/// 16-bit PCM WAV of 16 kHz mono samples.
-fn wav_bytes(samples: &[f32]) -> Vec<u8> {
-    let data_len = u32::try_from(samples.len() * 2).unwrap_or(u32::MAX);
-    let mut b = Vec::with_capacity(44 + samples.len() * 2);
-    b.extend_from_slice(b"RIFF");
-    b.extend_from_slice(&(36 + data_len).to_le_bytes());
-    b.extend_from_slice(b"WAVEfmt ");
-    b.extend_from_slice(&16u32.to_le_bytes());
-    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    b.extend_from_slice(&1u16.to_le_bytes()); // mono
-    b.extend_from_slice(&16_000u32.to_le_bytes());
-    b.extend_from_slice(&32_000u32.to_le_bytes());
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&16u16.to_le_bytes());
-    b.extend_from_slice(b"data");
-    b.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        let v = (s.clamp(-1.0, 1.0) * 32767.0) as i16;
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b
-}
-
 /// Chunk boundaries (sample indices): at most `max` samples each, cut at the quietest 0.5 s
 /// within the last 30 s before each limit.
 fn chunk_bounds(samples: &[f32], max: usize) -> Vec<(usize, usize)> {
@@ -224,7 +201,7 @@ impl RemoteTranscriber {
             granularities.push(TimestampGranularity::Word);
         }
         let request = CreateTranscriptionRequest {
-            file: AudioInput::from_vec_u8("audio.wav".into(), wav_bytes(samples)),
+            file: AudioInput::from_vec_u8("audio.wav".into(), crate::wav::encode(samples)),
             model: self.cfg.model.clone(),
             language: opts.forced_language().map(str::to_owned),
             prompt: opts.initial_prompt.clone().filter(|p| !p.is_empty()),
@@ -381,13 +358,5 @@ mod tests {
         assert!((18 * 16_000..19 * 16_000).contains(&cut), "cut at {cut}");
         assert_eq!(b[1], (cut, s.len()));
         assert_eq!(chunk_bounds(&s[..100], 20 * 16_000), vec![(0, 100)]);
-    }
-
-    #[test]
-    fn wav_header() {
-        let w = wav_bytes(&[0.0, 1.0, -1.0]);
-        assert_eq!(&w[..4], b"RIFF");
-        assert_eq!(w.len(), 44 + 6);
-        assert_eq!(i16::from_le_bytes([w[46], w[47]]), 32767);
     }
 }
