@@ -30,10 +30,22 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub whisper_model: Option<PathBuf>,
-    /// whisper.cpp threads [default: the number of cores]
+    /// whisper.cpp threads per transcription [default: the cores / heavy_concurrency]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub whisper_threads: Option<usize>,
+    /// The model directory: each ggml-NAME.bin in it is the model NAME [default: DATA_DIR/models]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_dir: Option<PathBuf>,
+    /// Memory budget of loaded models, e.g. 1500M, 4G (LRU unloading beyond it) [default: no limit]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_memory: Option<String>,
+    /// Unload a model unused for this many seconds; 0 keeps it loaded [default: 0]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_idle_secs: Option<u64>,
     /// Permits of the heavy lane: local transcription and conversion [default: 1]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

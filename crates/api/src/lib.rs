@@ -237,6 +237,7 @@ pub fn router(state: AppState) -> Router {
         .route("/profiles/files/{id}/link", post(links::create_link))
         .route("/links/{ticket}", get(links::follow_link))
         .route("/server", get(server_info::server_info))
+        .route("/models", get(server_info::models))
         .route(
             "/profiles/webhook",
             get(profile::get_webhook).put(profile::put_webhook),

@@ -17,7 +17,9 @@ use crate::schemas::{
     SubmitBatchTranscribe, SubmitConvert, SubmitFixSrt, SubmitGenerateSrt, SubmitJobBody,
     SubmitTranscribe, TokenUsageResult, TranscribeResult, TranscribeType,
 };
-use crate::server_info::{JobTypeInfo, LaneInfo, ServerInfo, SpeedInfo, TranscriptionInfo};
+use crate::server_info::{
+    JobTypeInfo, LaneInfo, ModelInfo, ModelList, ServerInfo, SpeedInfo, TranscriptionInfo,
+};
 use crate::views::{
     ErrorBody, ErrorEnvelope, FileDeleted, FileView, JobView, LastErrorView, TranscriptView,
     WebhookView,
@@ -29,7 +31,7 @@ use crate::{compat, files, jobs, links, profile, server_info};
 #[openapi(
     info(title = "mediajobs", description = "Long-running media jobs: transcription, SRT generation, MP4 conversion, LLM subtitle fixing."),
     paths(
-        crate::health, crate::ready, server_info::server_info, profile::get_webhook, profile::put_webhook,
+        crate::health, crate::ready, server_info::server_info, server_info::models, profile::get_webhook, profile::put_webhook,
         links::create_link, links::follow_link,
         files::upload, files::list_files, files::get_file, files::file_content, files::delete_file,
         files::list_transcripts, files::get_transcript, files::delete_transcript,
@@ -40,7 +42,7 @@ use crate::{compat, files, jobs, links, profile, server_info};
         compat::asr::asr, compat::asr::detect_language,
     ),
     components(schemas(FileView, JobView, TranscriptView, FileDeleted, ErrorEnvelope, ErrorBody, SubmitJob, SubmitBatch,
-        FileLink, ServerInfo, LaneInfo, TranscriptionInfo, JobTypeInfo, SpeedInfo, LastErrorView, WebhookView, ProfileWebhook,
+        FileLink, ServerInfo, LaneInfo, ModelList, ModelInfo, TranscriptionInfo, JobTypeInfo, SpeedInfo, LastErrorView, WebhookView, ProfileWebhook,
         TranscribeOptions, GenerateSrtOptions, ConvertOptions, SubtitleFileFormat, ConvertPreset,
         SubmitJobBody, SubmitBatchBody, SubmitGenerateSrt, SubmitTranscribe, SubmitConvert, SubmitFixSrt,
         SubmitBatchGenerateSrt, SubmitBatchTranscribe, SubmitBatchConvert, SubmitBatchFixSrt,

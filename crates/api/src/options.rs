@@ -16,6 +16,11 @@ macro_rules! transcription_options {
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)] // A schema: serde and utoipa read the fields.
         pub struct $name {
+            /// The transcription model: an installed model's name (`GET /models`); the
+            /// server's default when absent. One that is not installed is refused with
+            /// `UnknownModel`.
+            #[schema(example = "base", pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")]
+            pub model: Option<String>,
             /// A language code (`en`, `de`, …) or `auto` (default) to detect it.
             #[schema(example = "auto", pattern = "^(auto|[a-z]{2,3})$")]
             pub language: Option<String>,
@@ -164,6 +169,7 @@ mod tests {
     fn example(field: &str) -> Value {
         match field {
             "language" => json!("en"),
+            "model" => json!("base"),
             "beam_size" | "best_of" => json!(2),
             "temperature" | "no_speech_threshold" => json!(0.5),
             "initial_prompt" => json!("Names: Ada"),

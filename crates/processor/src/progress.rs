@@ -86,6 +86,9 @@ pub enum ProcessorError {
     /// An option the backend cannot honour (rejected at submission: 422).
     #[error("{0}")]
     Validation(String),
+    /// The transcription model asked for is not installed (the message lists those that are).
+    #[error("{0}")]
+    UnknownModel(String),
     /// The operation stopped because its token fired.
     #[error("operation cancelled")]
     Cancelled,
@@ -139,6 +142,7 @@ impl ProcessorError {
             ProcessorError::Transcription(_) => ErrorCode::Transcription,
             ProcessorError::WhisperUnavailable(_) => ErrorCode::WhisperUnavailable,
             ProcessorError::Validation(_) => ErrorCode::ValidationError,
+            ProcessorError::UnknownModel(_) => ErrorCode::UnknownModel,
             ProcessorError::Cancelled => ErrorCode::Cancelled,
             ProcessorError::Timeout(_) => ErrorCode::Timeout,
             ProcessorError::Unavailable(_) => ErrorCode::ServerError,

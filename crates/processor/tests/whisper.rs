@@ -35,44 +35,7 @@ async fn transcriber() -> WhisperTranscriber {
     WhisperTranscriber::new(model, Arc::new(Gst::new(GstConfig::default()).unwrap()), 2)
 }
 
-fn words(s: &str) -> Vec<String> {
-    s.to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' || c.is_whitespace() {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
-/// Word error rate: word-level edit distance / reference length.
-fn wer(reference: &str, hypothesis: &str) -> f64 {
-    let r = words(reference);
-    let h = words(hypothesis);
-    let mut prev: Vec<usize> = (0..=h.len()).collect();
-    for i in 1..=r.len() {
-        let mut cur = vec![i; h.len() + 1];
-        for j in 1..=h.len() {
-            let sub = prev[j - 1] + usize::from(r[i - 1] != h[j - 1]);
-            cur[j] = sub.min(prev[j] + 1).min(cur[j - 1] + 1);
-        }
-        prev = cur;
-    }
-    prev[h.len()] as f64 / r.len().max(1) as f64
-}
-
-#[test]
-fn wer_is_word_edit_distance() {
-    assert_eq!(wer("a b c d", "a b c d"), 0.0);
-    assert_eq!(wer("a b c d", "a x c"), 0.5);
-    assert_eq!(wer("Hello, world!", "hello world"), 0.0);
-}
+use common::wer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcribes_generated_english_speech() {

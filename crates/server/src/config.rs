@@ -22,6 +22,9 @@ pub const SETTINGS: &[&str] = &[
     "database_ca_file",
     "whisper_model",
     "whisper_threads",
+    "models_dir",
+    "model_memory",
+    "model_idle_secs",
     "heavy_concurrency",
     "io_concurrency",
     "max_upload_bytes",
@@ -107,8 +110,17 @@ pub struct Config {
     pub database_ca_file: Option<PathBuf>,
     /// The GGML whisper model (default: `DATA_DIR/models/ggml-base.bin`).
     pub whisper_model: Option<PathBuf>,
-    /// whisper.cpp threads (default: the cores).
+    /// whisper.cpp threads per transcription (default: the cores / `heavy_concurrency`).
     pub whisper_threads: Option<usize>,
+    /// The model directory: every `ggml-NAME.bin` in it is the model `NAME` jobs can ask
+    /// for (default: `DATA_DIR/models`).
+    pub models_dir: Option<PathBuf>,
+    /// Loaded models stay within this much memory (`1500M`, `4G`, bytes); the least
+    /// recently used idle model is unloaded beyond it (empty: no limit).
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub model_memory: Option<String>,
+    /// Unload a model no job has used for this many seconds (0: keep it loaded).
+    pub model_idle_secs: u64,
     /// Permits of the `heavy` lane (local transcription, conversion).
     pub heavy_concurrency: usize,
     /// Permits of the `io` lane (LLM, remote transcription).
@@ -178,6 +190,9 @@ impl Default for Config {
             database_ca_file: None,
             whisper_model: None,
             whisper_threads: None,
+            models_dir: None,
+            model_memory: None,
+            model_idle_secs: 0,
             heavy_concurrency: 1,
             io_concurrency: 4,
             max_upload_bytes: 2 << 30,
@@ -342,6 +357,8 @@ impl Config {
         if let Some(t) = cfg.whisper_threads {
             positive(t, "whisper_threads")?;
         }
+        cfg.model_memory()
+            .map_err(|e| ConfigError(format!("{}: {e}", source_of(fig, "model_memory"))))?;
         if let Some(n) = &cfg.node_id
             && (n.is_empty() || n.len() > 128)
         {
@@ -402,14 +419,34 @@ impl Config {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mediajobs.db").display()))
     }
 
-    /// The whisper model file.
+    /// The whisper model file of the default model.
     pub fn whisper_model(&self) -> PathBuf {
         self.whisper_model.clone().unwrap_or_else(|| {
             mediajobs_processor::model::model_path(
-                &self.data_dir.join("models"),
+                &self.models_dir(),
                 mediajobs_processor::model::DEFAULT_MODEL,
             )
         })
+    }
+
+    /// The model directory.
+    pub fn models_dir(&self) -> PathBuf {
+        self.models_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models"))
+    }
+
+    /// The memory budget of loaded models, bytes (`None`: no limit).
+    pub fn model_memory(&self) -> Result<Option<u64>, String> {
+        match self.model_memory.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => parse_bytes(s).map(Some),
+        }
+    }
+
+    /// How long a model stays loaded unused (`None`: forever).
+    pub fn model_idle(&self) -> Option<Duration> {
+        (self.model_idle_secs > 0).then(|| Duration::from_secs(self.model_idle_secs))
     }
 
     /// The name clients select the transcription model by (the compatible APIs' `model`):
@@ -428,10 +465,13 @@ impl Config {
         }
     }
 
-    /// whisper.cpp threads.
+    /// whisper.cpp threads per transcription: the setting, else the cores shared between the
+    /// `heavy_concurrency` transcriptions that may run at once (at least 1).
     pub fn whisper_threads(&self) -> usize {
-        self.whisper_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        self.whisper_threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            (cores / self.heavy_concurrency.max(1)).max(1)
+        })
     }
 
     /// This node's id.
@@ -510,6 +550,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => None,
     };
     d.ok_or_else(|| format!("'{s}' is not a duration such as 30d, 12h, 15m, 30s"))
+}
+
+/// Parses a size: bytes, or a number with `K`, `M`, `G`, `T` (powers of 1024; `KiB`, `MB`,
+/// … accepted alike), e.g. `1500M`, `4G`, `2.5G`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let bad = || format!("'{s}' is not a size such as 1500M, 4G or a number of bytes");
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit.trim_end_matches("ib").trim_end_matches('b');
+    let mul: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let v = n * mul;
+    if !v.is_finite() || !(1.0..=1e18).contains(&v) {
+        return Err(bad());
+    }
+    Ok(v as u64)
 }
 
 fn err(e: figment::Error) -> ConfigError {

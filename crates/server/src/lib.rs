@@ -37,7 +37,8 @@ use mediajobs_processor::ProcessorError;
 use mediajobs_processor::llm::{LlmRefiner, Providers};
 use mediajobs_processor::media::{Gst, GstConfig};
 use mediajobs_processor::transcribe::{
-    RemoteTranscriber, RemoteTranscriberConfig, WhisperConfig, WhisperModel, WhisperTranscriber,
+    ModelManager, ModelManagerConfig, RemoteTranscriber, RemoteTranscriberConfig,
+    WhisperTranscriber,
 };
 
 pub use config::{
@@ -189,7 +190,7 @@ impl ServerBuilder {
         };
         let transcriber = match (self.transcriber, &gst) {
             (Some(t), _) => Ok(t),
-            (None, Some(g)) => configured_transcriber(&cfg, g),
+            (None, Some(g)) => configured_transcriber(&cfg, g).await,
             (None, None) => missing_gst()?,
         };
         if let Err(why) = &transcriber {
@@ -336,18 +337,53 @@ fn missing_gst<T>() -> Result<T, ServerError> {
     Err(ProcessorError::Internal("no GStreamer for a backend that needs it".into()).into())
 }
 
-fn configured_transcriber(cfg: &Config, gst: &Arc<Gst>) -> Result<Arc<dyn Transcriber>, String> {
+async fn configured_transcriber(
+    cfg: &Config,
+    gst: &Arc<Gst>,
+) -> Result<Arc<dyn Transcriber>, String> {
     match cfg.transcription_backend {
         TranscriptionBackend::Local => {
             let threads = cfg.whisper_threads();
-            let mut wc = WhisperConfig::new(cfg.whisper_model());
-            wc.threads = threads;
-            WhisperModel::load(&wc)
-                .map(|m| {
-                    Arc::new(WhisperTranscriber::new(m, gst.clone(), threads))
-                        as Arc<dyn Transcriber>
-                })
-                .map_err(|e| e.to_string())
+            let mut mc = ModelManagerConfig::new(cfg.models_dir(), cfg.model_name());
+            if let Some(path) = &cfg.whisper_model {
+                if !path.is_file() {
+                    return Err(format!(
+                        "whisper model not found at {} (run `mediajobs model fetch`)",
+                        path.display()
+                    ));
+                }
+                mc.files.push(path.clone());
+            }
+            mc.memory_budget = cfg
+                .model_memory()
+                .map_err(|e| format!("MEDIAJOBS_MODEL_MEMORY: {e}"))?;
+            mc.idle_unload = cfg.model_idle();
+            let mc_use_gpu = mc.use_gpu;
+            let models = ModelManager::new(mc);
+            // The default model loads now (a node that says it is ready can run a job at
+            // once, and a broken file is found at start); the others when a job asks.
+            let default = models.resolve(None).map_err(|e| e.to_string())?;
+            models
+                .get(&default, &mediajobs_processor::no_progress())
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(
+                default = %default.name,
+                installed = ?models.available().iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+                build = mediajobs_processor::transcribe::backend(),
+                compute = %mediajobs_processor::transcribe::compute_device(mc_use_gpu),
+                devices = ?mediajobs_processor::model::ggml::devices().iter().map(|d| format!("{} ({})", d.name, d.description)).collect::<Vec<_>>(),
+                concurrency = cfg.heavy_concurrency,
+                threads_per_job = threads,
+                "whisper models"
+            );
+            models.spawn_idle_sweeper();
+            Ok(Arc::new(WhisperTranscriber::with_manager(
+                models,
+                gst.clone(),
+                threads,
+                cfg.heavy_concurrency,
+            )) as Arc<dyn Transcriber>)
         }
         TranscriptionBackend::Remote => {
             let base_url = cfg.transcribe_base_url.clone().unwrap_or_default();

@@ -103,20 +103,42 @@ fn param_error(param: &str, message: impl Into<String>) -> ApiError {
 /// The installed model names clients may ask for.
 fn installed(st: &AppState) -> Vec<String> {
     let mut v = vec![DEFAULT_MODEL_ALIAS.to_owned()];
-    if !st.config.model_name.is_empty() && st.config.model_name != DEFAULT_MODEL_ALIAS {
-        v.push(st.config.model_name.clone());
+    let mut push = |name: String| {
+        if !name.is_empty() && !v.contains(&name) {
+            v.push(name);
+        }
+    };
+    match &st.services.transcriber {
+        Ok(t) => {
+            let models = t.models();
+            if models.is_empty() {
+                push(
+                    t.default_model()
+                        .unwrap_or_else(|| st.config.model_name.clone()),
+                );
+            }
+            for m in models {
+                push(m.name);
+            }
+        }
+        Err(_) => push(st.config.model_name.clone()),
     }
     v
 }
 
-fn check_model(st: &AppState, model: Option<&str>) -> Result<(), ApiError> {
+/// The model a request names: `whisper-1` is the server's default (`None`), any installed
+/// model's name selects it.
+fn check_model(st: &AppState, model: Option<&str>) -> Result<Option<String>, ApiError> {
     let model = model
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .ok_or_else(|| param_error("model", "you must provide a model parameter"))?;
     let names = installed(st);
+    if model == DEFAULT_MODEL_ALIAS {
+        return Ok(None);
+    }
     if names.iter().any(|n| n == model) {
-        return Ok(());
+        return Ok(Some(model.to_owned()));
     }
     let mut e = ApiError::coded(
         ErrorCode::UnknownModel,
@@ -139,9 +161,10 @@ struct Asked {
 }
 
 fn parse_form(st: &AppState, form: &Form, translate: bool) -> Result<Asked, ApiError> {
-    check_model(st, form.get("model"))?;
+    let model = check_model(st, form.get("model"))?;
     let format = ResponseFormat::parse(form.get("response_format"))?;
     let mut opts = TranscribeOptions {
+        model,
         translate,
         ..Default::default()
     };

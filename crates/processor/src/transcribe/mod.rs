@@ -3,12 +3,16 @@
 
 mod clean;
 mod languages;
+#[cfg(all(feature = "whisper", feature = "media"))]
+mod models;
 #[cfg(all(feature = "llm", feature = "media"))]
 mod remote;
+mod wer;
 #[cfg(all(feature = "whisper", feature = "media"))]
 mod whisper;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -22,16 +26,23 @@ pub use clean::{
     strip_annotations,
 };
 pub use languages::{LANGUAGES, language_code, language_name};
+#[cfg(all(feature = "whisper", feature = "media"))]
+pub use models::{ModelManager, ModelManagerConfig};
 #[cfg(all(feature = "llm", feature = "media"))]
 pub use remote::{RemoteTranscriber, RemoteTranscriberConfig};
+pub use wer::wer;
 #[cfg(all(feature = "whisper", feature = "media"))]
-pub use whisper::{WhisperConfig, WhisperModel, WhisperTranscriber};
+pub use whisper::{WhisperConfig, WhisperModel, WhisperTranscriber, backend, compute_device};
 
 /// Options of `generate_srt` and `transcribe` (DESIGN §6). Unknown fields are rejected when
 /// deserializing.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TranscribeOptions {
+    /// The model to run (`base`, `small.en-q5_1`: an installed model's name); the node's
+    /// default when absent.
+    #[serde(default)]
+    pub model: Option<String>,
     /// A language code (`en`, `de`, …) or `auto` (default) to detect it.
     #[serde(default)]
     pub language: Option<String>,
@@ -146,6 +157,29 @@ pub struct LanguageGuess {
     pub probability: f32,
 }
 
+/// A model as `GET /models` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelStatus {
+    /// The name jobs select it by.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// File size, bytes.
+    pub size_bytes: u64,
+    /// Multilingual or English-only.
+    pub multilingual: bool,
+    /// `tiny`, `base`, `small`, `medium`, `large-v3`, `large-v3-turbo`, `unknown`.
+    pub size_class: &'static str,
+    /// `f16`, `f32`, `q5_0`, `q5_1`, `q8_0`, …
+    pub weights: &'static str,
+    /// The model of jobs that name none.
+    pub default: bool,
+    /// Loaded now.
+    pub loaded: bool,
+    /// When a job last used it (this process).
+    pub last_used: Option<SystemTime>,
+}
+
 /// How much audio [`Transcriber::detect_language`] listens to: whisper's 30-second window.
 pub const DETECT_WINDOW_MS: i64 = 30_000;
 
@@ -160,6 +194,23 @@ pub trait Transcriber: Send + Sync {
 
     /// Whether the backend is heavy local work (runs in the `heavy` lane) or remote I/O.
     fn is_local(&self) -> bool;
+
+    /// The models this backend can run, with their state (local backends; a remote one
+    /// answers none).
+    fn models(&self) -> Vec<ModelStatus> {
+        Vec::new()
+    }
+
+    /// The model of jobs that name none, where the backend has models of its own.
+    fn default_model(&self) -> Option<String> {
+        None
+    }
+
+    /// What it computes on: `cpu`, or the GPU (`vulkan: NAME`, `cuda: NAME`) for local
+    /// backends; `remote` for a service (the default).
+    fn compute(&self) -> String {
+        "remote".to_owned()
+    }
 
     /// Transcribes the audio of a media file. Reports progress; stops within a second of
     /// `cancel`.

@@ -285,11 +285,27 @@ impl Transcriber for RemoteTranscriber {
                 "{name} is not supported by the remote transcription backend"
             )));
         }
+        if let Some(m) = opts
+            .model
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            && m != self.cfg.model
+        {
+            return Err(ProcessorError::UnknownModel(format!(
+                "the model '{m}' is not served here; the remote backend runs '{}'",
+                self.cfg.model
+            )));
+        }
         Ok(())
     }
 
     fn is_local(&self) -> bool {
         false
+    }
+
+    fn default_model(&self) -> Option<String> {
+        Some(self.cfg.model.clone())
     }
 
     async fn transcribe(

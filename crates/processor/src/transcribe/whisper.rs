@@ -1,6 +1,7 @@
 //! Local transcription with whisper.cpp through whisper-rs.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 
 use async_trait::async_trait;
@@ -9,6 +10,8 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+use super::ModelStatus;
+use super::models::ModelManager;
 use super::{DETECT_WINDOW_MS, LanguageGuess, TranscribeOptions, Transcriber, Transcript};
 use crate::media::AudioDecoder;
 use crate::progress::{ProcessorError, Progress, scaled};
@@ -19,7 +22,8 @@ use crate::subtitle::{Segment, SegmentStats, Word};
 pub struct WhisperConfig {
     /// Path of the GGML model file.
     pub model_path: PathBuf,
-    /// Threads per transcription (default: the machine's cores; one heavy job runs at a time).
+    /// Threads per transcription (default: the machine's cores; with several transcriptions
+    /// at once, give each a share).
     pub threads: usize,
     /// Flash attention (1.6× faster on `base`, slightly slower on `tiny`; default on).
     pub flash_attn: bool,
@@ -39,16 +43,15 @@ impl WhisperConfig {
     }
 }
 
-/// A loaded model: loaded once per process and shared; keeps a pool of decoder states (one per
-/// concurrent transcription, i.e. per heavy permit).
+/// A loaded model: its weights are loaded once and shared by every transcription on it; each
+/// transcription runs on a decoder state of its own (kept in a pool for the next one), so
+/// several run at once over one copy of the weights.
 pub struct WhisperModel {
     ctx: WhisperContext,
     states: Mutex<Vec<WhisperState>>,
-    /// Held while whisper computes: an aborted run that is still finishing its current
-    /// encoder pass keeps the next run waiting, so two never overlap on the CPU.
-    inference: Mutex<()>,
     multilingual: bool,
     path: PathBuf,
+    size_bytes: u64,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -87,14 +90,25 @@ impl WhisperModel {
             ))
         })?;
         let multilingual = ctx.is_multilingual();
-        tracing::info!(path = %cfg.model_path.display(), multilingual, "whisper model loaded");
+        let size_bytes = std::fs::metadata(&cfg.model_path).map_or(0, |m| m.len());
+        tracing::info!(path = %cfg.model_path.display(), multilingual, compute = %compute_device(cfg.use_gpu), "whisper model loaded");
         Ok(Arc::new(WhisperModel {
             ctx,
             states: Mutex::new(Vec::new()),
-            inference: Mutex::new(()),
             multilingual,
             path: cfg.model_path.clone(),
+            size_bytes,
         }))
+    }
+
+    /// The model file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The model file's size in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
     }
 
     /// `true` for multilingual models (`auto` detection, other languages, translation).
@@ -111,20 +125,12 @@ impl WhisperModel {
         })
     }
 
-    /// Takes the inference gate (an aborted run still finishing keeps the next one waiting)
-    /// and a decoder state; `Cancelled` if the token fired meanwhile.
-    fn enter(
-        &self,
-        cancel: &CancellationToken,
-    ) -> Result<(std::sync::MutexGuard<'_, ()>, WhisperState), ProcessorError> {
-        let gate = self
-            .inference
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// A decoder state; `Cancelled` if the token fired meanwhile.
+    fn enter(&self, cancel: &CancellationToken) -> Result<WhisperState, ProcessorError> {
         if cancel.is_cancelled() {
             return Err(ProcessorError::Cancelled);
         }
-        Ok((gate, self.take_state()?))
+        self.take_state()
     }
 
     fn give_back(&self, state: WhisperState) {
@@ -134,20 +140,119 @@ impl WhisperModel {
     }
 }
 
-/// [`Transcriber`] on a local whisper model; decodes media with the given [`AudioDecoder`].
+/// The backend whisper.cpp computes on in this build: `cuda`, `vulkan` or `cpu`.
+pub fn backend() -> &'static str {
+    if cfg!(feature = "cuda") {
+        "cuda"
+    } else if cfg!(feature = "vulkan") {
+        "vulkan"
+    } else {
+        "cpu"
+    }
+}
+
+/// What whisper.cpp computes on: with `use_gpu` in a `cuda`/`vulkan` build, the first GPU
+/// ggml finds (`vulkan: NAME`); else, or when it finds none, `cpu`.
+pub fn compute_device(use_gpu: bool) -> String {
+    if use_gpu && backend() != "cpu" {
+        let gpu = crate::model::ggml::devices()
+            .into_iter()
+            .find(|d| d.kind == "gpu" || d.kind == "igpu");
+        if let Some(d) = gpu {
+            return format!("{}: {}", backend(), d.description);
+        }
+    }
+    "cpu".to_owned()
+}
+
+/// How many whisper computations run now, and the most that ever ran at once.
+#[derive(Debug, Default)]
+struct Gauge {
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+struct Running(Arc<Gauge>);
+
+impl Gauge {
+    fn enter(self: &Arc<Self>) -> Running {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Running(self.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// [`Transcriber`] on local whisper models; decodes media with the given [`AudioDecoder`].
+///
+/// Up to `concurrency` transcriptions compute at once (each on its own decoder state over
+/// the shared weights, with `threads` threads each). The slot is held by the whisper thread
+/// itself: a cancelled transcription answers at once, but the next one starts only when its
+/// computation has really stopped, so the CPU never runs more than `concurrency`.
 pub struct WhisperTranscriber {
-    model: Arc<WhisperModel>,
+    models: Arc<ModelManager>,
     decoder: Arc<dyn AudioDecoder>,
     threads: usize,
+    slots: Arc<tokio::sync::Semaphore>,
+    gauge: Arc<Gauge>,
 }
 
 impl WhisperTranscriber {
-    /// A transcriber over a loaded model.
+    /// A transcriber over one loaded model, one transcription at a time.
     pub fn new(model: Arc<WhisperModel>, decoder: Arc<dyn AudioDecoder>, threads: usize) -> Self {
+        Self::with_manager(ModelManager::with_loaded(model), decoder, threads, 1)
+    }
+
+    /// A transcriber over the models of a [`ModelManager`], `concurrency` transcriptions at
+    /// once with `threads` threads each.
+    pub fn with_manager(
+        models: Arc<ModelManager>,
+        decoder: Arc<dyn AudioDecoder>,
+        threads: usize,
+        concurrency: usize,
+    ) -> Self {
         WhisperTranscriber {
-            model,
+            models,
             decoder,
             threads: threads.max(1),
+            slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
+            gauge: Arc::default(),
+        }
+    }
+
+    /// The model manager.
+    pub fn manager(&self) -> &Arc<ModelManager> {
+        &self.models
+    }
+
+    /// Threads per transcription.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Transcriptions computing now.
+    pub fn running(&self) -> usize {
+        self.gauge.running.load(Ordering::SeqCst)
+    }
+
+    /// The most transcriptions (and language detections) that ever computed at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.gauge.peak.load(Ordering::SeqCst)
+    }
+
+    /// A compute slot, or `Cancelled`.
+    async fn slot(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ProcessorError> {
+        tokio::select! {
+            p = self.slots.clone().acquire_owned() => p.map_err(|_| ProcessorError::Internal("transcription slots closed".into())),
+            _ = cancel.cancelled() => Err(ProcessorError::Cancelled),
         }
     }
 
@@ -160,17 +265,22 @@ impl WhisperTranscriber {
         cancel: &CancellationToken,
     ) -> Result<Transcript, ProcessorError> {
         self.validate(opts)?;
-        let model = self.model.clone();
+        let installed = self.models.resolve(opts.model.as_deref())?;
+        let model = self.models.get(&installed, &progress).await?;
+        let permit = self.slot(cancel).await?;
+        let gauge = self.gauge.clone();
         let opts = opts.clone();
         let threads = self.threads;
         let token = cancel.clone();
         let task = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            let _running = gauge.enter();
             run(&model, &samples, &opts, threads, progress, token)
         });
         // whisper.cpp checks its abort callback between graph computations, not inside the
         // encoder pass of a 30 s window (~1 s for `base` on 2 cores). Answer the cancel at
-        // once; the whisper thread stops at its next check, holding the inference gate so no
-        // other transcription overlaps it.
+        // once; the whisper thread stops at its next check, holding its compute slot until
+        // then so no transcription beyond the node's concurrency overlaps it.
         tokio::select! {
             res = task => res.map_err(|e| ProcessorError::Internal(format!("transcription task failed: {e}")))?,
             _ = cancel.cancelled() => Err(ProcessorError::Cancelled),
@@ -268,9 +378,8 @@ fn run(
         }
     });
 
-    let (gate, mut state) = model.enter(&cancel)?;
+    let mut state = model.enter(&cancel)?;
     let res = state.full(params, samples);
-    drop(gate);
 
     if cancel.is_cancelled() {
         // An aborted state is not reused.
@@ -367,7 +476,7 @@ fn run(
 }
 
 /// Language identification on the first 30 s: the mel spectrogram, one encoder pass, the
-/// language tokens' probabilities. Holds the inference gate like a transcription.
+/// language tokens' probabilities. Runs in a compute slot like a transcription.
 fn detect(
     model: &WhisperModel,
     samples: &[f32],
@@ -376,13 +485,12 @@ fn detect(
 ) -> Result<LanguageGuess, ProcessorError> {
     let window = usize::try_from(DETECT_WINDOW_MS * 16).unwrap_or(usize::MAX);
     let head = &samples[..samples.len().min(window)];
-    let (gate, mut state) = model.enter(cancel)?;
+    let mut state = model.enter(cancel)?;
     let failed = |e: whisper_rs::WhisperError| {
         ProcessorError::Transcription(format!("language detection failed: {e}"))
     };
     state.pcm_to_mel(head, threads).map_err(failed)?;
     let (id, probs) = state.lang_detect(0, threads).map_err(failed)?;
-    drop(gate);
     model.give_back(state);
     let code = whisper_rs::get_lang_str(id)
         .ok_or_else(|| ProcessorError::Transcription(format!("unknown language id {id}")))?;
@@ -406,19 +514,24 @@ impl Transcriber for WhisperTranscriber {
 
     fn validate(&self, opts: &TranscribeOptions) -> Result<(), ProcessorError> {
         opts.validate_common()?;
+        let multilingual = self
+            .models
+            .resolve(opts.model.as_deref())?
+            .info
+            .multilingual();
         if let Some(l) = opts.forced_language() {
             if whisper_rs::get_lang_id(l).is_none() {
                 return Err(ProcessorError::Validation(format!(
                     "language '{l}' is not supported by whisper"
                 )));
             }
-            if !self.model.multilingual && l != "en" {
+            if !multilingual && l != "en" {
                 return Err(ProcessorError::Validation(format!(
-                    "the loaded model is English-only; language '{l}' needs a multilingual model"
+                    "the model is English-only; language '{l}' needs a multilingual model"
                 )));
             }
         }
-        if opts.translate && !self.model.multilingual {
+        if opts.translate && !multilingual {
             return Err(ProcessorError::Validation(
                 "translate needs a multilingual model".into(),
             ));
@@ -433,6 +546,18 @@ impl Transcriber for WhisperTranscriber {
 
     fn is_local(&self) -> bool {
         true
+    }
+
+    fn models(&self) -> Vec<ModelStatus> {
+        self.models.status()
+    }
+
+    fn default_model(&self) -> Option<String> {
+        Some(self.models.config().default_model.clone())
+    }
+
+    fn compute(&self) -> String {
+        compute_device(self.models.config().use_gpu)
     }
 
     async fn transcribe(
@@ -459,9 +584,10 @@ impl Transcriber for WhisperTranscriber {
         media: &Path,
         cancel: &CancellationToken,
     ) -> Result<LanguageGuess, ProcessorError> {
-        if !self.model.multilingual {
+        let installed = self.models.resolve(None)?;
+        if !installed.info.multilingual() {
             return Err(ProcessorError::Validation(
-                "the loaded model is English-only; language detection needs a multilingual model"
+                "the default model is English-only; language detection needs a multilingual model"
                     .into(),
             ));
         }
@@ -472,11 +598,19 @@ impl Transcriber for WhisperTranscriber {
         if audio.samples.is_empty() {
             return Err(ProcessorError::MediaDecode("the audio is empty".into()));
         }
-        let model = self.model.clone();
+        let model = self
+            .models
+            .get(&installed, &crate::progress::no_progress())
+            .await?;
+        let permit = self.slot(cancel).await?;
+        let gauge = self.gauge.clone();
         let threads = self.threads;
         let token = cancel.clone();
-        let task =
-            tokio::task::spawn_blocking(move || detect(&model, &audio.samples, threads, &token));
+        let task = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            let _running = gauge.enter();
+            detect(&model, &audio.samples, threads, &token)
+        });
         tokio::select! {
             res = task => res.map_err(|e| ProcessorError::Internal(format!("detection task failed: {e}")))?,
             _ = cancel.cancelled() => Err(ProcessorError::Cancelled),

@@ -178,3 +178,6 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+#[allow(unused_imports)] // Not every test binary measures a WER.
+pub use mediajobs_processor::transcribe::wer;
