@@ -178,10 +178,16 @@ async fn jobs_pick_their_model_and_two_run_at_once() {
     let long = common::speech(media.path(), "long", &[common::SPEECH; 4].join(" "));
     let fl = s.upload(P, "long.wav", std::fs::read(&long).unwrap()).await;
     let a = s
-        .submit(P, json!({"type": "transcribe", "file_id": id(&fl), "dedupe": false}))
+        .submit(
+            P,
+            json!({"type": "transcribe", "file_id": id(&fl), "dedupe": false}),
+        )
         .await;
     let b = s
-        .submit(P, json!({"type": "transcribe", "file_id": id(&fl), "dedupe": false}))
+        .submit(
+            P,
+            json!({"type": "transcribe", "file_id": id(&fl), "dedupe": false}),
+        )
         .await;
     let a = s.wait(P, &id(&a), MIN).await;
     let b = s.wait(P, &id(&b), MIN).await;

@@ -332,6 +332,13 @@ fn run(
     if let Some(t) = opts.temperature {
         params.set_temperature(t);
     }
+    // Temperature fallback, as faster-whisper does it: a window whose decoded text repeats
+    // itself (token entropy under 2.4, whisper.cpp's compression-ratio check) or whose average
+    // log-probability is under −1 is decoded again 0.2 hotter, up to 1.0; what still fails is
+    // dropped afterwards by `clean_segments`. (whisper.cpp's defaults, set here so they stay.)
+    params.set_temperature_inc(0.2);
+    params.set_entropy_thold(2.4);
+    params.set_logprob_thold(-1.0);
     if let Some(t) = opts.no_speech_threshold {
         params.set_no_speech_thold(t);
     }
