@@ -163,7 +163,7 @@ async fn least_recently_used_and_idle_models_are_unloaded() {
     let mut cfg = ModelManagerConfig::new(dir.path(), "base");
     // Room for two tiny models, not for base beside one.
     cfg.memory_budget = Some(2 * tiny_size + 1);
-    cfg.idle_unload = Some(Duration::from_millis(600));
+    cfg.idle_unload = Some(Duration::from_secs(2));
     let models = ModelManager::new(cfg);
     let base = models.resolve(Some("base")).unwrap();
     let tiny = models.resolve(Some("tiny.en")).unwrap();
@@ -179,13 +179,13 @@ async fn least_recently_used_and_idle_models_are_unloaded() {
     drop(models.get(&copy, &no_progress()).await.unwrap());
     assert_eq!(models.loaded_names(), ["tiny-copy", "tiny.en"]);
 
-    // Idle past 600 ms: unloaded, unless a job holds it.
+    // Idle past 2 s: unloaded, unless a job holds it (2 s: loads under a loaded CI machine
+    // stay well inside it).
     assert!(models.unload_idle().is_empty(), "not idle long enough yet");
     let held = models.get(&copy, &no_progress()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(models.unload_idle(), ["tiny.en"]);
     drop(held);
-    tokio::time::sleep(Duration::from_millis(700)).await;
 
     // The sweeper does it by itself.
     let sweeper = models.spawn_idle_sweeper().unwrap();
@@ -363,10 +363,16 @@ async fn file_server(files: Vec<(&'static str, Arc<Vec<u8>>)>, cut: Option<usize
                         Some(n) if is_first => {
                             // Announce the whole length, send `n` bytes, then fail the body.
                             let head = body[..n].to_vec();
-                            let stream = futures::stream::iter(vec![
-                                Ok::<_, std::io::Error>(axum::body::Bytes::from(head)),
-                                Err(std::io::Error::other("cut")),
-                            ]);
+                            // The error comes a moment later, once hyper has written the
+                            // head out (an error at once can reset what it still buffered).
+                            use futures::StreamExt;
+                            let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(
+                                axum::body::Bytes::from(head),
+                            )])
+                            .chain(futures::stream::once(async {
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                Err(std::io::Error::other("cut"))
+                            }));
                             b.body(Body::from_stream(stream)).unwrap()
                         }
                         _ => b.body(Body::from(body)).unwrap(),
@@ -426,10 +432,9 @@ async fn downloads_resume_and_verify_a_real_model() {
         .trim_end_matches('-')
         .parse()
         .unwrap();
-    assert!(
-        resumed_at >= 10 << 20 && resumed_at < bytes.len() as u64,
-        "{resumed_at}"
-    );
+    // Resumed where the first answer stopped reaching us (at most the 10 MB sent before the
+    // cut; what hyper had buffered when the connection was reset may be lost), not from zero.
+    assert!(resumed_at > 0 && resumed_at <= 10 << 20, "{resumed_at}");
     assert_eq!(
         *last.lock().unwrap(),
         (bytes.len() as u64, Some(bytes.len() as u64))
@@ -463,28 +468,20 @@ async fn downloads_resume_and_verify_a_real_model() {
     bad[mid] ^= 0xff;
     let srv = file_server(vec![("ggml-tiny.en.bin", Arc::new(bad))], None).await;
     let target3 = dir.path().join("bad/ggml-tiny.en.bin");
-    let e = download(
-        &format!("{}/ggml-tiny.en.bin", srv.base),
-        &target3,
-        sha,
-        &quick(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap_err();
+    let fails = |file: &'static str| {
+        let (url, target) = (format!("{}/{file}", srv.base), target3.clone());
+        async move {
+            download(&url, &target, sha, &quick(), &|_, _| {})
+                .await
+                .unwrap_err()
+        }
+    };
+    let e = fails("ggml-tiny.en.bin").await;
     assert!(e.to_string().contains("checksum mismatch"), "{e}");
     assert!(!target3.exists() && !partial_path(&target3).exists());
 
     // 404 fails at once, without retries.
-    let e = download(
-        &format!("{}/ggml-nope.bin", srv.base),
-        &target3,
-        sha,
-        &quick(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap_err();
+    let e = fails("ggml-nope.bin").await;
     assert!(e.to_string().contains("404"), "{e}");
 }
 

@@ -165,16 +165,7 @@ async fn hash_file(path: &Path, checksum: Checksum<'_>) -> Result<String, Proces
     let path = path.to_owned();
     let mut h = Hasher::new(checksum);
     tokio::task::spawn_blocking(move || -> Result<String, ProcessorError> {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&path)?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        super::read_chunks(&path, |b| h.update(b))?;
         Ok(h.hex())
     })
     .await

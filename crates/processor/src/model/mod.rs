@@ -137,17 +137,25 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn sha256_file(path: &Path) -> Result<String, ProcessorError> {
+/// Feeds a file to `update` in 1 MiB pieces (a hash of a model-sized file, memory flat).
+pub(crate) fn read_chunks(
+    path: &Path,
+    mut update: impl FnMut(&[u8]),
+) -> Result<(), ProcessorError> {
     let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        h.update(&buf[..n]);
+        update(&buf[..n]);
     }
+}
+
+fn sha256_file(path: &Path) -> Result<String, ProcessorError> {
+    let mut h = Sha256::new();
+    read_chunks(path, |b| h.update(b))?;
     Ok(hex::encode(h.finalize()))
 }
 
