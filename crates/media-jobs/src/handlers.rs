@@ -180,14 +180,18 @@ fn set_deadline(
     svc: &Services,
     ctx: &JobContext,
     op: Operation,
+    model: Option<&str>,
     run: &RunHints,
     media_ms: Option<i64>,
     cues: Option<usize>,
 ) {
-    if let Some(d) = svc
-        .speed
-        .deadline(op, run.timeout_seconds, media_ms.or(run.media_ms), cues)
-    {
+    if let Some(d) = svc.speed.deadline(
+        op,
+        model,
+        run.timeout_seconds,
+        media_ms.or(run.media_ms),
+        cues,
+    ) {
         ctx.set_timeout(d);
     }
 }
@@ -248,6 +252,7 @@ pub async fn generate_srt(
         &svc,
         &ctx,
         Operation::GenerateSrt,
+        job.params.opts.model.as_deref(),
         &job.run,
         input.duration_ms,
         None,
@@ -277,7 +282,12 @@ pub async fn generate_srt(
     )
     .await?;
     if let Some(ms) = input.duration_ms {
-        svc.speed.record(Operation::GenerateSrt, ms, t0.elapsed());
+        svc.speed.record(
+            Operation::GenerateSrt,
+            job.params.opts.model.as_deref(),
+            ms,
+            t0.elapsed(),
+        );
     }
     Ok(GenerateSrtOutput {
         srt_file_id: rec.id,
@@ -334,6 +344,7 @@ pub async fn transcribe(
         &svc,
         &ctx,
         Operation::Transcribe,
+        job.params.opts.model.as_deref(),
         &job.run,
         input.duration_ms,
         None,
@@ -347,7 +358,12 @@ pub async fn transcribe(
         .map_err(map_err)?;
     ctx.check_cancelled()?;
     if let Some(ms) = input.duration_ms {
-        svc.speed.record(Operation::Transcribe, ms, t0.elapsed());
+        svc.speed.record(
+            Operation::Transcribe,
+            job.params.opts.model.as_deref(),
+            ms,
+            t0.elapsed(),
+        );
     }
     let segments: Vec<serde_json::Value> = tr
         .segments
@@ -396,6 +412,7 @@ pub async fn convert(
         &svc,
         &ctx,
         Operation::Convert,
+        None,
         &job.run,
         input.duration_ms,
         None,
@@ -427,7 +444,7 @@ pub async fn convert(
     };
     let rec = svc.add_file(tmp, None, new).await.map_err(job_err)?;
     if let Some(ms) = input.duration_ms {
-        svc.speed.record(Operation::Convert, ms, t0.elapsed());
+        svc.speed.record(Operation::Convert, None, ms, t0.elapsed());
     }
     Ok(ConvertOutput {
         file_id: rec.id,
@@ -464,6 +481,7 @@ pub async fn fix_srt(
         &svc,
         &ctx,
         Operation::FixSrt,
+        None,
         &job.run,
         None,
         Some(cues.len()),

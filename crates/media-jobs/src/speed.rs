@@ -59,8 +59,8 @@ struct Measured {
 }
 
 impl SpeedBook {
-    /// A book for a node whose transcription model is `model` (its id, e.g. `base` or the
-    /// remote model name).
+    /// A book for a node whose default transcription model is `model` (its id, e.g. `base`
+    /// or the remote model name); jobs that name another model are measured apart.
     pub fn new(model: impl Into<String>, policy: TimeoutPolicy) -> Self {
         SpeedBook {
             model: model.into(),
@@ -69,7 +69,7 @@ impl SpeedBook {
         }
     }
 
-    /// The transcription model the book measures.
+    /// The default transcription model.
     pub fn model(&self) -> &str {
         &self.model
     }
@@ -79,9 +79,15 @@ impl SpeedBook {
         self.policy
     }
 
-    fn kind(&self, op: Operation) -> Kind {
+    fn kind(&self, op: Operation, model: Option<&str>) -> Kind {
         match op {
-            Operation::GenerateSrt | Operation::Transcribe => (op, self.model.clone()),
+            Operation::GenerateSrt | Operation::Transcribe => (
+                op,
+                model
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or(&self.model)
+                    .to_owned(),
+            ),
             _ => (op, "-".into()),
         }
     }
@@ -97,9 +103,17 @@ impl SpeedBook {
         }
     }
 
-    /// The current real-time factor of `op` and whether it was measured here.
+    /// The current real-time factor of `op` on the default model and whether it was
+    /// measured here.
     pub fn rtf(&self, op: Operation) -> (f64, bool) {
-        let k = self.kind(op);
+        self.rtf_of(op, None)
+    }
+
+    /// The current real-time factor of `op` on `model` (`None`: the default) and whether it
+    /// was measured here. Each model is learned on its own: `large-v3`'s deadlines never
+    /// come from `base`'s speed.
+    pub fn rtf_of(&self, op: Operation, model: Option<&str>) -> (f64, bool) {
+        let k = self.kind(op, model);
         match self.rtf.lock().ok().and_then(|m| m.get(&k).copied()) {
             Some(m) => (m.rtf, true),
             None => (Self::prior(op), false),
@@ -121,8 +135,9 @@ impl SpeedBook {
         v
     }
 
-    /// Records a finished job: `elapsed` of work for `media_ms` of media.
-    pub fn record(&self, op: Operation, media_ms: i64, elapsed: Duration) {
+    /// Records a finished job on `model` (`None`: the default): `elapsed` of work for
+    /// `media_ms` of media.
+    pub fn record(&self, op: Operation, model: Option<&str>, media_ms: i64, elapsed: Duration) {
         if media_ms <= 0 {
             return;
         }
@@ -130,7 +145,7 @@ impl SpeedBook {
         if !sample.is_finite() {
             return;
         }
-        let k = self.kind(op);
+        let k = self.kind(op, model);
         if let Ok(mut m) = self.rtf.lock() {
             let e = m.entry(k).or_insert(Measured {
                 rtf: sample,
@@ -148,6 +163,7 @@ impl SpeedBook {
     pub fn expected(
         &self,
         op: Operation,
+        model: Option<&str>,
         media_ms: Option<i64>,
         cues: Option<usize>,
     ) -> Option<f64> {
@@ -155,7 +171,7 @@ impl SpeedBook {
             Operation::FixSrt => cues.map(|c| 5.0 + 0.5 * c as f64),
             _ => media_ms
                 .filter(|m| *m > 0)
-                .map(|m| m as f64 / 1000.0 * self.rtf(op).0),
+                .map(|m| m as f64 / 1000.0 * self.rtf_of(op, model).0),
         }
     }
 
@@ -165,6 +181,7 @@ impl SpeedBook {
     pub fn deadline(
         &self,
         op: Operation,
+        model: Option<&str>,
         explicit: Option<u64>,
         media_ms: Option<i64>,
         cues: Option<usize>,
@@ -172,7 +189,7 @@ impl SpeedBook {
         if let Some(s) = explicit {
             return Some(Duration::from_secs(s.max(1)).min(self.policy.ceiling));
         }
-        let expected = self.expected(op, media_ms, cues)?;
+        let expected = self.expected(op, model, media_ms, cues)?;
         let derived = Duration::from_secs_f64((expected * self.policy.factor).clamp(0.0, 1e9));
         Some(derived.clamp(self.policy.floor, self.policy.ceiling))
     }
@@ -182,6 +199,7 @@ impl SpeedBook {
     pub fn eta_running(
         &self,
         op: Operation,
+        model: Option<&str>,
         media_ms: Option<i64>,
         started_at: Option<DateTime<Utc>>,
         progress: f64,
@@ -191,7 +209,7 @@ impl SpeedBook {
             .map(|s| (now - s).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         let by_model = self
-            .expected(op, media_ms, None)
+            .expected(op, model, media_ms, None)
             .map(|total| (total - elapsed).max(0.0));
         let by_progress =
             (progress > 0.05 && progress < 1.0).then(|| elapsed * (1.0 - progress) / progress);
@@ -209,18 +227,21 @@ impl SpeedBook {
     pub fn eta(&self, job: &Job, ahead: f64, now: DateTime<Utc>) -> Option<f64> {
         let op = Operation::of_job_type(&job.job_type)?;
         let media_ms = media_ms_of(job);
+        let model = model_of(job);
         let cues = job
             .params
             .get("cues")
             .and_then(|v| v.as_u64())
             .map(|c| c as usize);
         let eta = match job.status {
-            JobStatus::Running => self.eta_running(op, media_ms, job.started_at, job.progress, now),
+            JobStatus::Running => {
+                self.eta_running(op, model, media_ms, job.started_at, job.progress, now)
+            }
             JobStatus::Queued => {
                 let wait = job
                     .next_run_at(now)
                     .map_or(0.0, |t| (t - now).num_milliseconds() as f64 / 1000.0);
-                self.expected(op, media_ms, cues)
+                self.expected(op, model, media_ms, cues)
                     .map(|own| wait.max(ahead) + own)
             }
             _ => None,
@@ -235,14 +256,23 @@ impl SpeedBook {
             return 0.0;
         };
         let media_ms = media_ms_of(job);
+        let model = model_of(job);
         match job.status {
             JobStatus::Running => self
-                .eta_running(op, media_ms, job.started_at, job.progress, now)
+                .eta_running(op, model, media_ms, job.started_at, job.progress, now)
                 .unwrap_or(0.0),
-            JobStatus::Queued => self.expected(op, media_ms, None).unwrap_or(0.0),
+            JobStatus::Queued => self.expected(op, model, media_ms, None).unwrap_or(0.0),
             _ => 0.0,
         }
     }
+}
+
+/// The transcription model a job's options name (`opts.model`), if any.
+pub fn model_of(job: &Job) -> Option<&str> {
+    job.params
+        .get("opts")
+        .and_then(|o| o.get("model"))
+        .and_then(|v| v.as_str())
 }
 
 /// The input's duration recorded in the job's params at submission (`media_ms`).
@@ -260,39 +290,88 @@ mod tests {
         assert_eq!(b.rtf(Operation::Transcribe), (1.0, false));
         // 60 s of media: prior 1.0 × 5 = 300 s.
         assert_eq!(
-            b.deadline(Operation::Transcribe, None, Some(60_000), None),
+            b.deadline(Operation::Transcribe, None, None, Some(60_000), None),
             Some(Duration::from_secs(300))
         );
-        b.record(Operation::Transcribe, 60_000, Duration::from_secs(6));
+        b.record(Operation::Transcribe, None, 60_000, Duration::from_secs(6));
         let (rtf, measured) = b.rtf(Operation::Transcribe);
         assert!(measured && (rtf - 0.1).abs() < 1e-9);
         // 0.1 × 60 × 5 = 30 s: below the floor.
         assert_eq!(
-            b.deadline(Operation::Transcribe, None, Some(60_000), None),
+            b.deadline(Operation::Transcribe, None, None, Some(60_000), None),
             Some(Duration::from_secs(120))
         );
-        b.record(Operation::Transcribe, 60_000, Duration::from_secs(12));
+        b.record(Operation::Transcribe, None, 60_000, Duration::from_secs(12));
         assert!((b.rtf(Operation::Transcribe).0 - 0.13).abs() < 1e-9);
         // generate_srt is learned separately; an explicit timeout wins.
         assert_eq!(b.rtf(Operation::GenerateSrt), (1.0, false));
         assert_eq!(
-            b.deadline(Operation::GenerateSrt, Some(7), Some(60_000), None),
+            b.deadline(Operation::GenerateSrt, None, Some(7), Some(60_000), None),
             Some(Duration::from_secs(7))
         );
-        assert_eq!(b.deadline(Operation::Convert, None, None, None), None);
+        assert_eq!(b.deadline(Operation::Convert, None, None, None, None), None);
+    }
+
+    #[test]
+    fn each_model_is_learned_on_its_own() {
+        let b = SpeedBook::new("base", TimeoutPolicy::default());
+        b.record(
+            Operation::Transcribe,
+            None,
+            600_000,
+            Duration::from_secs(60),
+        );
+        assert!((b.rtf_of(Operation::Transcribe, Some("base")).0 - 0.1).abs() < 1e-9);
+        // A model never run here gets the generous prior, not base's speed: 10 min of media
+        // × 1.0 × 5 = 3000 s, where base's 0.1 would give 300 s and time a large model out.
+        assert_eq!(
+            b.rtf_of(Operation::Transcribe, Some("large-v3")),
+            (1.0, false)
+        );
+        assert_eq!(
+            b.deadline(
+                Operation::Transcribe,
+                Some("large-v3"),
+                None,
+                Some(600_000),
+                None
+            ),
+            Some(Duration::from_secs(3000))
+        );
+        b.record(
+            Operation::Transcribe,
+            Some("large-v3"),
+            600_000,
+            Duration::from_secs(1200),
+        );
+        assert!((b.rtf_of(Operation::Transcribe, Some("large-v3")).0 - 2.0).abs() < 1e-9);
+        assert!(
+            (b.rtf(Operation::Transcribe).0 - 0.1).abs() < 1e-9,
+            "base unchanged"
+        );
+        let snap = b.snapshot();
+        assert_eq!(snap.len(), 2, "{snap:?}");
     }
 
     #[test]
     fn eta_decreases_as_a_job_runs() {
         let b = SpeedBook::new("base", TimeoutPolicy::default());
-        b.record(Operation::Transcribe, 10_000, Duration::from_secs(10));
+        b.record(Operation::Transcribe, None, 10_000, Duration::from_secs(10));
         let t0 = Utc::now();
         let early = b
-            .eta_running(Operation::Transcribe, Some(100_000), Some(t0), 0.0, t0)
+            .eta_running(
+                Operation::Transcribe,
+                None,
+                Some(100_000),
+                Some(t0),
+                0.0,
+                t0,
+            )
             .unwrap();
         let later = b
             .eta_running(
                 Operation::Transcribe,
+                None,
                 Some(100_000),
                 Some(t0),
                 0.5,
