@@ -7,7 +7,7 @@
 //! a file whose checksum does not match is deleted, never renamed into place; a matching one
 //! is renamed atomically, so the target either does not exist or is the verified file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -84,12 +84,7 @@ fn failed(url: &str, msg: impl std::fmt::Display) -> ProcessorError {
     ProcessorError::WhisperUnavailable(format!("download of {url} failed: {msg}"))
 }
 
-/// The `.partial` file a download of `target` writes.
-pub fn partial_path(target: &Path) -> PathBuf {
-    let mut s = target.as_os_str().to_owned();
-    s.push(".partial");
-    PathBuf::from(s)
-}
+pub use super::partial_path;
 
 /// Why one try stopped.
 enum TryError {

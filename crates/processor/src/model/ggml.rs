@@ -247,7 +247,7 @@ pub fn quantize(src: &Path, dst: &Path, q: Quantization) -> Result<GgmlInfo, Pro
         1 << 20,
         std::fs::File::open(src).map_err(|e| bad(src, format!("cannot open it: {e}")))?,
     );
-    let (hparams, ftype, mut raw) = read_header(&mut r, src)?;
+    let (_, ftype, mut raw) = read_header(&mut r, src)?;
     if !matches!(ftype, 0 | 1) {
         return Err(ProcessorError::Validation(format!(
             "{} is already {}; quantize an f16 or f32 model",
@@ -358,7 +358,6 @@ pub fn quantize(src: &Path, dst: &Path, q: Quantization) -> Result<GgmlInfo, Pro
         return Err(e);
     }
     std::fs::rename(&tmp, dst)?;
-    let _ = hparams;
     read_info(dst)
 }
 

@@ -128,6 +128,14 @@ pub fn spec(name: &str) -> Result<&'static ModelSpec, ProcessorError> {
     })
 }
 
+/// The `.partial` file beside `target` that a download or conversion writes before the
+/// rename.
+pub fn partial_path(target: &Path) -> PathBuf {
+    let mut s = target.as_os_str().to_owned();
+    s.push(".partial");
+    PathBuf::from(s)
+}
+
 /// Where [`ensure_model`] puts a model: `DIR/ggml-NAME.bin`.
 pub fn model_path(models_dir: &Path, name: &str) -> PathBuf {
     models_dir.join(format!("ggml-{name}.bin"))
@@ -695,9 +703,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<bool, ProcessorError> {
         )));
     }
     let path = model_path(dir, name);
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let _ = std::fs::remove_file(PathBuf::from(partial));
+    let _ = std::fs::remove_file(partial_path(&path));
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

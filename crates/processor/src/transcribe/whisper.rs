@@ -256,6 +256,40 @@ impl WhisperTranscriber {
         }
     }
 
+    /// Checks options against this backend and resolves the model they run on (one
+    /// directory scan): what `validate` answers, and what a transcription then runs on.
+    fn check(
+        &self,
+        opts: &TranscribeOptions,
+    ) -> Result<crate::model::InstalledModel, ProcessorError> {
+        opts.validate_common()?;
+        let installed = self.models.resolve(opts.model.as_deref())?;
+        let multilingual = installed.info.multilingual();
+        if let Some(l) = opts.forced_language() {
+            if whisper_rs::get_lang_id(l).is_none() {
+                return Err(ProcessorError::Validation(format!(
+                    "language '{l}' is not supported by whisper"
+                )));
+            }
+            if !multilingual && l != "en" {
+                return Err(ProcessorError::Validation(format!(
+                    "the model is English-only; language '{l}' needs a multilingual model"
+                )));
+            }
+        }
+        if opts.translate && !multilingual {
+            return Err(ProcessorError::Validation(
+                "translate needs a multilingual model".into(),
+            ));
+        }
+        if opts.beam_size.is_some_and(|b| b > 1) && opts.best_of.is_some() {
+            return Err(ProcessorError::Validation(
+                "best_of applies to greedy decoding; use it without beam_size > 1".into(),
+            ));
+        }
+        Ok(installed)
+    }
+
     /// Transcribes 16 kHz mono samples (the decode step already done).
     pub async fn transcribe_samples(
         &self,
@@ -264,9 +298,21 @@ impl WhisperTranscriber {
         progress: Progress,
         cancel: &CancellationToken,
     ) -> Result<Transcript, ProcessorError> {
-        self.validate(opts)?;
-        let installed = self.models.resolve(opts.model.as_deref())?;
-        let model = self.models.get(&installed, &progress).await?;
+        let installed = self.check(opts)?;
+        self.transcribe_on(&installed, samples, opts, progress, cancel)
+            .await
+    }
+
+    /// Transcribes samples on a model [`check`](Self::check) resolved.
+    async fn transcribe_on(
+        &self,
+        installed: &crate::model::InstalledModel,
+        samples: Vec<f32>,
+        opts: &TranscribeOptions,
+        progress: Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Transcript, ProcessorError> {
+        let model = self.models.get(installed, &progress).await?;
         let permit = self.slot(cancel).await?;
         let gauge = self.gauge.clone();
         let opts = opts.clone();
@@ -520,35 +566,7 @@ impl Transcriber for WhisperTranscriber {
     }
 
     fn validate(&self, opts: &TranscribeOptions) -> Result<(), ProcessorError> {
-        opts.validate_common()?;
-        let multilingual = self
-            .models
-            .resolve(opts.model.as_deref())?
-            .info
-            .multilingual();
-        if let Some(l) = opts.forced_language() {
-            if whisper_rs::get_lang_id(l).is_none() {
-                return Err(ProcessorError::Validation(format!(
-                    "language '{l}' is not supported by whisper"
-                )));
-            }
-            if !multilingual && l != "en" {
-                return Err(ProcessorError::Validation(format!(
-                    "the model is English-only; language '{l}' needs a multilingual model"
-                )));
-            }
-        }
-        if opts.translate && !multilingual {
-            return Err(ProcessorError::Validation(
-                "translate needs a multilingual model".into(),
-            ));
-        }
-        if opts.beam_size.is_some_and(|b| b > 1) && opts.best_of.is_some() {
-            return Err(ProcessorError::Validation(
-                "best_of applies to greedy decoding; use it without beam_size > 1".into(),
-            ));
-        }
-        Ok(())
+        self.check(opts).map(|_| ())
     }
 
     fn is_local(&self) -> bool {
@@ -574,7 +592,7 @@ impl Transcriber for WhisperTranscriber {
         progress: Progress,
         cancel: &CancellationToken,
     ) -> Result<Transcript, ProcessorError> {
-        self.validate(opts)?;
+        let installed = self.check(opts)?;
         let mut audio = self
             .decoder
             .decode(media, scaled(progress.clone(), 0.0, 0.1), cancel)
@@ -582,8 +600,14 @@ impl Transcriber for WhisperTranscriber {
         if opts.clean_audio {
             crate::media::clean_speech(&mut audio.samples);
         }
-        self.transcribe_samples(audio.samples, opts, scaled(progress, 0.1, 1.0), cancel)
-            .await
+        self.transcribe_on(
+            &installed,
+            audio.samples,
+            opts,
+            scaled(progress, 0.1, 1.0),
+            cancel,
+        )
+        .await
     }
 
     async fn detect_language(
