@@ -78,6 +78,7 @@ impl Transcriber for Metronome {
             text: Transcript::join_text(&segments),
             segments,
             duration_ms,
+            speech_ms: None,
         })
     }
 }

@@ -7,6 +7,8 @@ mod languages;
 mod models;
 #[cfg(all(feature = "llm", feature = "media"))]
 mod remote;
+#[cfg(all(feature = "whisper", feature = "media"))]
+mod vad;
 mod wer;
 #[cfg(all(feature = "whisper", feature = "media"))]
 mod whisper;
@@ -30,6 +32,8 @@ pub use languages::{LANGUAGES, language_code, language_name};
 pub use models::{ModelManager, ModelManagerConfig};
 #[cfg(all(feature = "llm", feature = "media"))]
 pub use remote::{RemoteTranscriber, RemoteTranscriberConfig};
+#[cfg(all(feature = "whisper", feature = "media"))]
+pub use vad::{SpeechMap, Vad, VadSettings};
 pub use wer::wer;
 #[cfg(all(feature = "whisper", feature = "media"))]
 pub use whisper::{WhisperConfig, WhisperModel, WhisperTranscriber, backend, compute_device};
@@ -71,9 +75,23 @@ pub struct TranscribeOptions {
     /// only.
     #[serde(default)]
     pub clean_audio: bool,
+    /// Voice activity detection (Silero VAD): whisper hears only the speech; silence, music
+    /// and noise between it are skipped (no hallucinated cues there, less to compute), and
+    /// every time still refers to the original audio. `None`: the operation's default —
+    /// on for `generate_srt` where a VAD model is installed, off for `transcribe`, whose text
+    /// keeps everything whisper hears (see [`TranscribeOptions::vad_default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vad: Option<bool>,
 }
 
 impl TranscribeOptions {
+    /// Whether VAD runs when `vad` is not given: `generate_srt` (`subtitles`) uses it when
+    /// the backend has it; `transcribe` does not — VAD can miss a quiet word, and a
+    /// transcript is the full text of the audio, used for search and by LLMs.
+    pub fn vad_default(subtitles: bool, available: bool) -> bool {
+        subtitles && available
+    }
+
     /// The language to force, `None` for automatic detection.
     pub fn forced_language(&self) -> Option<&str> {
         self.language
@@ -132,6 +150,9 @@ pub struct Transcript {
     pub text: String,
     /// Audio duration, ms.
     pub duration_ms: i64,
+    /// With voice activity detection: the speech whisper heard, ms (the rest was skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_ms: Option<i64>,
 }
 
 impl Transcript {
@@ -204,6 +225,12 @@ pub trait Transcriber: Send + Sync {
     /// The model of jobs that name none, where the backend has models of its own.
     fn default_model(&self) -> Option<String> {
         None
+    }
+
+    /// Whether it runs voice activity detection (`vad` in the options): a local backend with
+    /// a VAD model installed. Backends without answer `false` and refuse `vad: true`.
+    fn vad_available(&self) -> bool {
+        false
     }
 
     /// What it computes on: `cpu`, or the GPU (`vulkan: NAME`, `cuda: NAME`) for local

@@ -25,6 +25,9 @@ pub struct ModelManagerConfig {
     pub dir: PathBuf,
     /// Model files outside the directory, by path (named like the files of the directory).
     pub files: Vec<PathBuf>,
+    /// The Silero VAD model file; `None`: the directory's (see
+    /// [`silero::resolve_vad`](crate::model::silero::resolve_vad)).
+    pub vad_model: Option<PathBuf>,
     /// The model of jobs that name none.
     pub default_model: String,
     /// Loaded models stay within this many bytes (their files' sizes); `None`: no limit.
@@ -44,6 +47,7 @@ impl ModelManagerConfig {
         ModelManagerConfig {
             dir: dir.into(),
             files: Vec::new(),
+            vad_model: None,
             default_model: default_model.into(),
             memory_budget: None,
             idle_unload: None,

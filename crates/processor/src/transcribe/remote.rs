@@ -279,6 +279,7 @@ impl Transcriber for RemoteTranscriber {
             (opts.best_of.is_some(), "best_of"),
             (opts.no_speech_threshold.is_some(), "no_speech_threshold"),
             (opts.translate, "translate"),
+            (opts.vad == Some(true), "vad"),
         ];
         if let Some((_, name)) = unsupported.iter().find(|(set, _)| *set) {
             return Err(ProcessorError::Validation(format!(
@@ -351,6 +352,7 @@ impl Transcriber for RemoteTranscriber {
             segments,
             text,
             duration_ms: audio.duration_ms(),
+            speech_ms: None,
         })
     }
 }

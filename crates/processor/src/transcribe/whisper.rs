@@ -12,6 +12,7 @@ use whisper_rs::{
 
 use super::ModelStatus;
 use super::models::ModelManager;
+use super::vad::{SpeechMap, Vad, VadSettings};
 use super::{DETECT_WINDOW_MS, LanguageGuess, TranscribeOptions, Transcriber, Transcript};
 use crate::media::AudioDecoder;
 use crate::progress::{ProcessorError, Progress, scaled};
@@ -200,6 +201,8 @@ pub struct WhisperTranscriber {
     threads: usize,
     slots: Arc<tokio::sync::Semaphore>,
     gauge: Arc<Gauge>,
+    /// The VAD model last loaded (reloaded when the directory's VAD model changes).
+    vad: Mutex<Option<Arc<Vad>>>,
 }
 
 impl WhisperTranscriber {
@@ -222,7 +225,45 @@ impl WhisperTranscriber {
             threads: threads.max(1),
             slots: Arc::new(tokio::sync::Semaphore::new(concurrency.max(1))),
             gauge: Arc::default(),
+            vad: Mutex::new(None),
         }
+    }
+
+    /// The VAD model file: the configured one, else the model directory's.
+    fn vad_file(&self) -> Option<(PathBuf, String)> {
+        let cfg = self.models.config();
+        match &cfg.vad_model {
+            Some(p) => crate::model::silero::read_vad_info(p)
+                .ok()
+                .map(|i| (p.clone(), i.version)),
+            None => crate::model::silero::resolve_vad(&cfg.dir).map(|v| (v.path, v.info.version)),
+        }
+    }
+
+    /// The VAD model (see [`vad_file`](Self::vad_file)), loaded once per file; `None` when
+    /// there is none.
+    pub fn vad_model(&self) -> Result<Option<Arc<Vad>>, ProcessorError> {
+        let Some((path, version)) = self.vad_file() else {
+            return Ok(None);
+        };
+        let mut cached = self
+            .vad
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(v) = cached.as_ref().filter(|v| v.path() == path) {
+            return Ok(Some(v.clone()));
+        }
+        let v = Arc::new(Vad::load(&path, VadSettings::default(), self.threads)?);
+        tracing::info!(path = %path.display(), %version, "VAD model loaded");
+        *cached = Some(v.clone());
+        Ok(Some(v))
+    }
+
+    fn no_vad_model(&self) -> ProcessorError {
+        ProcessorError::WhisperUnavailable(format!(
+            "vad needs a Silero VAD model and {} has none (or MEDIAJOBS_VAD_MODEL is not one); run `mediajobs model fetch silero-vad`",
+            self.models.config().dir.display()
+        ))
     }
 
     /// The model manager.
@@ -282,6 +323,9 @@ impl WhisperTranscriber {
                 "translate needs a multilingual model".into(),
             ));
         }
+        if opts.vad == Some(true) && self.vad_file().is_none() {
+            return Err(self.no_vad_model());
+        }
         if opts.beam_size.is_some_and(|b| b > 1) && opts.best_of.is_some() {
             return Err(ProcessorError::Validation(
                 "best_of applies to greedy decoding; use it without beam_size > 1".into(),
@@ -313,6 +357,11 @@ impl WhisperTranscriber {
         cancel: &CancellationToken,
     ) -> Result<Transcript, ProcessorError> {
         let model = self.models.get(installed, &progress).await?;
+        let vad = if opts.vad == Some(true) {
+            Some(self.vad_model()?.ok_or_else(|| self.no_vad_model())?)
+        } else {
+            None
+        };
         let permit = self.slot(cancel).await?;
         let gauge = self.gauge.clone();
         let opts = opts.clone();
@@ -321,7 +370,15 @@ impl WhisperTranscriber {
         let task = tokio::task::spawn_blocking(move || {
             let _slot = permit;
             let _running = gauge.enter();
-            run(&model, &samples, &opts, threads, progress, token)
+            run(
+                &model,
+                vad.as_deref(),
+                &samples,
+                &opts,
+                threads,
+                progress,
+                token,
+            )
         });
         // whisper.cpp checks its abort callback between graph computations, not inside the
         // encoder pass of a 30 s window (~1 s for `base` on 2 cores). Answer the cancel at
@@ -335,9 +392,9 @@ impl WhisperTranscriber {
 }
 
 /// Empties a callback slot when the run returns, on every path.
-struct EmptyOnDrop(Arc<Mutex<Option<Progress>>>);
+struct EmptyOnDrop<T>(Arc<Mutex<Option<T>>>);
 
-impl Drop for EmptyOnDrop {
+impl<T> Drop for EmptyOnDrop<T> {
     fn drop(&mut self) {
         self.0
             .lock()
@@ -346,8 +403,10 @@ impl Drop for EmptyOnDrop {
     }
 }
 
+/// Runs `vad` (when given) and whisper on what it kept, times mapped back to `samples`.
 fn run(
     model: &WhisperModel,
+    vad: Option<&Vad>,
     samples: &[f32],
     opts: &TranscribeOptions,
     threads: usize,
@@ -355,6 +414,80 @@ fn run(
     cancel: CancellationToken,
 ) -> Result<Transcript, ProcessorError> {
     let duration_ms = samples.len() as i64 * 1000 / 16_000;
+    let Some(vad) = vad else {
+        return transcribe_all(model, samples, None, opts, threads, progress, cancel);
+    };
+    progress.report(0.0, "detecting_speech");
+    let regions = vad.speech(samples)?;
+    if cancel.is_cancelled() {
+        return Err(ProcessorError::Cancelled);
+    }
+    let (speech, map) = SpeechMap::build(samples, &regions);
+    tracing::debug!(
+        regions = map.regions(),
+        speech_ms = map.speech_ms(),
+        duration_ms,
+        "speech detected"
+    );
+    if speech.is_empty() {
+        // Nothing but silence or noise: no cue, and whisper never runs.
+        progress.report(1.0, "transcribing");
+        let language = match opts.forced_language() {
+            Some(l) => l.to_owned(),
+            None if !model.multilingual => "en".to_owned(),
+            None => "unknown".to_owned(),
+        };
+        return Ok(Transcript {
+            language,
+            segments: Vec::new(),
+            text: String::new(),
+            duration_ms,
+            speech_ms: Some(0),
+        });
+    }
+    let map = Arc::new(map);
+    let mut tr = transcribe_all(
+        model,
+        &speech,
+        Some(map.clone()),
+        opts,
+        threads,
+        progress,
+        cancel,
+    )?;
+    tr.duration_ms = duration_ms;
+    tr.speech_ms = Some(map.speech_ms());
+    Ok(tr)
+}
+
+/// whisper on `samples`; with `map`, they are the speech of a longer audio, and every time
+/// is mapped back to it.
+fn transcribe_all(
+    model: &WhisperModel,
+    samples: &[f32],
+    map: Option<Arc<SpeechMap>>,
+    opts: &TranscribeOptions,
+    threads: usize,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<Transcript, ProcessorError> {
+    let duration_ms = samples.len() as i64 * 1000 / 16_000;
+    let to_original = |ms: i64, end: bool| match &map {
+        Some(m) => m.to_original_ms(ms, end),
+        None => ms,
+    };
+    // The live callback reaches the map through a slot emptied after the run, like the
+    // progress sink (whisper-rs leaks the boxed callbacks).
+    let map_slot: Arc<Mutex<Option<Arc<SpeechMap>>>> = Arc::new(Mutex::new(map.clone()));
+    let _empty_map_on_return = EmptyOnDrop(map_slot.clone());
+    let live_map = move |ms: i64, end: bool| match map_slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+    {
+        Some(m) => m.to_original_ms(ms, end),
+        None => ms,
+    };
     let strategy = match opts.beam_size {
         Some(b) if b > 1 => SamplingStrategy::BeamSearch {
             beam_size: i32::try_from(b).unwrap_or(1),
@@ -420,10 +553,10 @@ fn run(
         if let Some(p) = sink(&s)
             && !text.is_empty()
         {
-            let start_ms = d.start_timestamp * 10;
+            let start_ms = live_map(d.start_timestamp * 10, false);
             p.segment(&Segment {
                 start_ms,
-                end_ms: (d.end_timestamp * 10).max(start_ms),
+                end_ms: live_map(d.end_timestamp * 10, true).max(start_ms),
                 text: text.to_owned(),
                 words: Vec::new(),
                 stats: None,
@@ -450,8 +583,8 @@ fn run(
     let eot = model.ctx.token_eot();
     let mut segments = Vec::new();
     for seg in state.as_iter() {
-        let start_ms = seg.start_timestamp() * 10;
-        let end_ms = (seg.end_timestamp() * 10).max(start_ms);
+        // Times of the audio whisper heard first; mapped to the original below.
+        let (seg_t0, seg_t1) = (seg.start_timestamp() * 10, seg.end_timestamp() * 10);
         let text = seg
             .to_str_lossy()
             .map(|t| t.trim().to_owned())
@@ -470,8 +603,7 @@ fn run(
             tokens.push(tok.token_id());
             logprob_sum += data.plog;
             let Ok(bytes) = tok.to_bytes() else { continue };
-            let t0 = (data.t0 * 10).clamp(start_ms, end_ms);
-            let t1 = (data.t1 * 10).clamp(t0, end_ms);
+            let (t0, t1) = (data.t0 * 10, (data.t1 * 10).max(data.t0 * 10));
             let new_word = bytes.first() == Some(&b' ') || words.is_empty();
             match words.last_mut() {
                 Some(w) if !new_word => {
@@ -481,12 +613,30 @@ fn run(
                 _ => words.push((bytes.to_vec(), t0, t1)),
             }
         }
+        // whisper's segment times are coarse: next to a seam of the joined speech, a segment
+        // may start in the padding of the region before its words (or end in the one after).
+        // Where the segment's edge and its words' edge are in different regions, the words'
+        // is the one that maps right.
+        let region = |t: i64, end: bool| map.as_ref().map_or(0, |m| m.region_of(t, end));
+        let start_j = match words.first() {
+            Some(w) if region(seg_t0, false) != region(w.1, false) => w.1,
+            _ => seg_t0,
+        };
+        let end_j = match words.last() {
+            Some(w) if region(seg_t1, true) != region(w.2, true) => w.2,
+            _ => seg_t1,
+        };
+        let start_ms = to_original(start_j, false);
+        let end_ms = to_original(end_j, true).max(start_ms);
         let words: Vec<Word> = words
             .into_iter()
-            .map(|(b, s, e)| Word {
-                text: String::from_utf8_lossy(&b).trim().to_owned(),
-                start_ms: s,
-                end_ms: e,
+            .map(|(b, s, e)| {
+                let s = to_original(s, false).clamp(start_ms, end_ms);
+                Word {
+                    text: String::from_utf8_lossy(&b).trim().to_owned(),
+                    start_ms: s,
+                    end_ms: to_original(e, true).clamp(s, end_ms),
+                }
             })
             .filter(|w| !w.text.is_empty())
             .collect();
@@ -525,6 +675,7 @@ fn run(
         segments,
         text,
         duration_ms,
+        speech_ms: None,
     })
 }
 
@@ -583,6 +734,10 @@ impl Transcriber for WhisperTranscriber {
 
     fn compute(&self) -> String {
         compute_device(self.models.config().use_gpu)
+    }
+
+    fn vad_available(&self) -> bool {
+        self.vad_file().is_some()
     }
 
     async fn transcribe(
