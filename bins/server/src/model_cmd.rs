@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
-use mediajobs_processor::model::{self, Source, catalogue, ggml};
+use mediajobs_processor::model::{self, Source, catalogue, ggml, silero};
 
 /// `mediajobs model` subcommands.
 #[derive(Subcommand)]
@@ -21,9 +21,10 @@ pub enum ModelCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Obtain a model: `base`, `small.en`, `large-v3-turbo-q5_0`, … (`model list`). Downloads
-    /// stream with a progress bar, resume where an interrupted one stopped, and are
-    /// checksum-verified before they are renamed into place.
+    /// Obtain a model: `base`, `small.en`, `large-v3-turbo-q5_0`, … (`model list`), and the
+    /// Silero VAD model beside it (alone: `silero-vad`). Downloads stream with a progress
+    /// bar, resume where an interrupted one stopped, and are checksum-verified before they
+    /// are renamed into place.
     Fetch {
         /// The model [default: base].
         #[arg(default_value = model::DEFAULT_MODEL)]
@@ -38,6 +39,9 @@ pub enum ModelCmd {
         /// or https://huggingface.co/ggerganov/whisper.cpp/resolve/main/].
         #[arg(long)]
         base_url: Option<String>,
+        /// Do not fetch the Silero VAD model with the whisper model.
+        #[arg(long)]
+        no_vad: bool,
     },
     /// Delete an installed model (and a half-done download of it).
     Rm {
@@ -96,8 +100,14 @@ pub async fn run(
             dir,
             source,
             base_url,
+            no_vad,
         } => {
             let dir = dir_of(dir)?;
+            if name == silero::VAD_FETCH_NAME || name == silero::VAD_MODEL {
+                eprintln!("fetching the Silero VAD model into {} …", dir.display());
+                println!("{}", silero::ensure_vad_model(&dir).await?.display());
+                return Ok(());
+            }
             let mut opts = model::FetchOptions {
                 source: match source {
                     SourceArg::Auto => Source::Auto,
@@ -131,6 +141,12 @@ pub async fn run(
             bar.finish_and_clear();
             let path = path?;
             println!("{}", path.display());
+            if !no_vad {
+                let vad = silero::ensure_vad_model(&dir)
+                    .await
+                    .context("fetching the Silero VAD model (skip it with --no-vad)")?;
+                println!("{}", vad.display());
+            }
             Ok(())
         }
         ModelCmd::Rm { name, dir } => {
@@ -241,6 +257,26 @@ fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
             "source": "local",
         }));
     }
+    let vads = silero::installed_vad(dir);
+    if !vads.iter().any(|v| v.name == silero::VAD_MODEL) {
+        lines.push(serde_json::json!({
+            "name": silero::VAD_MODEL,
+            "installed": false,
+            "approx_mib": 1,
+            "kind": "vad",
+            "source": "pypi",
+        }));
+    }
+    for v in &vads {
+        lines.push(serde_json::json!({
+            "name": v.name,
+            "installed": true,
+            "size_bytes": v.size_bytes,
+            "kind": "vad",
+            "version": v.info.version,
+            "source": if v.name == silero::VAD_MODEL { "pypi" } else { "local" },
+        }));
+    }
     if json {
         for l in &lines {
             println!("{l}");
@@ -261,7 +297,9 @@ fn list(dir: &Path, json: bool) -> anyhow::Result<()> {
             l["name"].as_str().unwrap_or_default(),
             if l["installed"] == true { "yes" } else { "-" },
             size,
-            if l["multilingual"] == true {
+            if l["kind"] == "vad" {
+                "(VAD)"
+            } else if l["multilingual"] == true {
                 "multilingual"
             } else {
                 "English"

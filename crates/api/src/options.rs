@@ -45,6 +45,13 @@ macro_rules! transcription_options {
             /// Include word timings in the result.
             #[serde(default)]
             pub word_timestamps: bool,
+            /// Voice activity detection (Silero VAD): whisper hears only the speech, so
+            /// silence, music and noise give no cues, and long pauses cost nothing; times
+            /// still refer to the original audio. Default: on for `generate_srt` when the
+            /// server has a VAD model (`GET /models`, `vad`), off for `transcribe` (a
+            /// transcript keeps everything whisper hears). `true` without a VAD model is
+            /// refused with `WhisperUnavailable`.
+            pub vad: Option<bool>,
             $($own)*
         }
     };
@@ -173,7 +180,7 @@ mod tests {
             "beam_size" | "best_of" => json!(2),
             "temperature" | "no_speech_threshold" => json!(0.5),
             "initial_prompt" => json!("Names: Ada"),
-            "translate" | "word_timestamps" | "clean_audio" => json!(true),
+            "translate" | "word_timestamps" | "clean_audio" | "vad" => json!(true),
             "format" => json!("vtt"),
             "resolution" => json!("640x360"),
             "target_bitrate" => json!("900k"),

@@ -236,6 +236,9 @@ pub struct GenerateSrtResult {
     pub cues: u64,
     /// Reading speed.
     pub reading_speed: ReadingSpeedResult,
+    /// With voice activity detection: the speech whisper heard, ms (silence and noise were
+    /// skipped); absent without it.
+    pub speech_ms: Option<i64>,
     /// The earlier job whose transcription this result reuses; absent when whisper ran.
     pub reused_from: Option<Uuid>,
 }
@@ -250,6 +253,8 @@ pub struct TranscribeResult {
     pub transcript: String,
     /// Detected or requested language.
     pub language: String,
+    /// With voice activity detection: the speech whisper heard, ms; absent without it.
+    pub speech_ms: Option<i64>,
     /// The earlier job whose transcription this result reuses; absent when whisper ran.
     pub reused_from: Option<Uuid>,
 }
@@ -418,6 +423,7 @@ mod tests {
             language: "en".into(),
             cues: 1,
             reading_speed: speed,
+            speech_ms: Some(1),
             reused_from: Some(id),
         })
         .unwrap();
@@ -427,6 +433,7 @@ mod tests {
             transcript_id: id,
             transcript: "x".into(),
             language: "en".into(),
+            speech_ms: Some(1),
             reused_from: Some(id),
         })
         .unwrap();

@@ -224,6 +224,9 @@ pub struct ModelList {
     pub default: Option<String>,
     /// The installed models (the remote backend lists the one it runs, never loaded here).
     pub models: Vec<ModelInfo>,
+    /// Voice activity detection is available (a Silero VAD model is installed): the `vad`
+    /// option works, and `generate_srt` uses it by default.
+    pub vad: bool,
 }
 
 /// The transcription models this node can run: each installed `ggml-*.bin` of its model
@@ -238,6 +241,7 @@ pub async fn models(State(st): State<AppState>, Profile(_): Profile) -> Json<Mod
             compute: "none".to_owned(),
             default: None,
             models: Vec::new(),
+            vad: false,
         });
     };
     let default = t.default_model();
@@ -287,5 +291,6 @@ pub async fn models(State(st): State<AppState>, Profile(_): Profile) -> Json<Mod
         compute: t.compute(),
         default,
         models,
+        vad: t.vad_available(),
     })
 }

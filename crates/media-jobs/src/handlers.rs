@@ -14,7 +14,7 @@ use mediajobs_processor::llm::{RefineOptions, TokenUsage};
 use mediajobs_processor::subtitle::{
     SegmentOptions, SubtitleFormat, parse_any, reading_speed, segment, to_srt,
 };
-use mediajobs_processor::transcribe::Transcriber;
+use mediajobs_processor::transcribe::{TranscribeOptions, Transcriber};
 use mediajobs_processor::{ProcessorError, Progress};
 use serde_json::json;
 use uuid::Uuid;
@@ -259,13 +259,15 @@ pub async fn generate_srt(
     );
     let t0 = std::time::Instant::now();
     let t = transcriber(&svc)?;
+    // A job submitted without going through `pin_model` (an embedding app's own): VAD as
+    // the operation's default.
+    let mut opts = job.params.opts.clone();
+    opts.vad = Some(
+        opts.vad
+            .unwrap_or_else(|| TranscribeOptions::vad_default(true, t.vad_available())),
+    );
     let tr = t
-        .transcribe(
-            &path,
-            &job.params.opts,
-            progress_of(&ctx),
-            ctx.cancellation_token(),
-        )
+        .transcribe(&path, &opts, progress_of(&ctx), ctx.cancellation_token())
         .await
         .map_err(map_err)?;
     let cues = segment(&tr.segments, &SegmentOptions::default());
@@ -297,6 +299,7 @@ pub async fn generate_srt(
         language: tr.language,
         cues: cues.len(),
         reading_speed: reading_speed(&cues),
+        speech_ms: tr.speech_ms,
         reused_from: None,
     })
 }
@@ -337,6 +340,7 @@ pub async fn transcribe(
             transcript_id: rec.id,
             transcript: rec.text,
             language: prev.language,
+            speech_ms: prev.speech_ms,
             reused_from: Some(prev.reused_from.unwrap_or(src)),
         });
     }
@@ -397,6 +401,7 @@ pub async fn transcribe(
         transcript_id: rec.id,
         transcript: rec.text,
         language: tr.language,
+        speech_ms: tr.speech_ms,
         reused_from: None,
     })
 }

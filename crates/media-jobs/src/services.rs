@@ -186,19 +186,22 @@ impl Services {
         }
     }
 
-    /// Writes the backend's default model into a transcription's options that name none, so
-    /// the stored job says which model it runs on (and a later change of the default does
-    /// not change what a retry of it runs).
+    /// Writes the backend's default model into a transcription's options that name none,
+    /// and whether voice activity detection runs into those that do not say, so the stored
+    /// job says what it runs (and a later change of the default, or a VAD model installed
+    /// later, does not change what a retry of it runs).
     pub fn pin_model(&self, params: &mut Params) {
-        let opts = match params {
-            Params::GenerateSrt(p) => &mut p.opts,
-            Params::Transcribe(p) => &mut p.opts,
+        let (opts, subtitles) = match params {
+            Params::GenerateSrt(p) => (&mut p.opts, true),
+            Params::Transcribe(p) => (&mut p.opts, false),
             Params::Convert(_) | Params::FixSrt(_) => return,
         };
-        if opts.model.as_deref().is_none_or(|m| m.trim().is_empty())
-            && let Ok(t) = &self.transcriber
-        {
+        let Ok(t) = &self.transcriber else { return };
+        if opts.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
             opts.model = t.default_model();
+        }
+        if opts.vad.is_none() {
+            opts.vad = Some(TranscribeOptions::vad_default(subtitles, t.vad_available()));
         }
     }
 

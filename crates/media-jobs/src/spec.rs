@@ -207,6 +207,10 @@ pub struct GenerateSrtOutput {
     pub cues: usize,
     /// Reading-speed figures.
     pub reading_speed: ReadingSpeed,
+    /// With voice activity detection: the speech whisper heard, ms (silence and noise
+    /// skipped); absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_ms: Option<i64>,
     /// The earlier job whose transcription this result reuses (same content, operation,
     /// options and model); absent when whisper ran for this job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +226,9 @@ pub struct TranscribeOutput {
     pub transcript: String,
     /// Detected or requested language.
     pub language: String,
+    /// With voice activity detection: the speech whisper heard, ms; absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_ms: Option<i64>,
     /// The earlier job whose transcription this result reuses; absent when whisper ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<Uuid>,

@@ -23,6 +23,7 @@ pub const SETTINGS: &[&str] = &[
     "whisper_model",
     "whisper_threads",
     "models_dir",
+    "vad_model",
     "model_memory",
     "model_idle_secs",
     "heavy_concurrency",
@@ -115,6 +116,10 @@ pub struct Config {
     /// The model directory: every `ggml-NAME.bin` in it is the model `NAME` jobs can ask
     /// for (default: `DATA_DIR/models`).
     pub models_dir: Option<PathBuf>,
+    /// The Silero VAD model file (GGML) for the `vad` option (default: the models dir's
+    /// `ggml-silero-v6.2.3.bin`, else any `ggml-silero*.bin` there; `mediajobs model fetch
+    /// silero-vad` makes it).
+    pub vad_model: Option<PathBuf>,
     /// Loaded models stay within this much memory (`1500M`, `4G`, bytes); the least
     /// recently used idle model is unloaded beyond it (empty: no limit).
     #[serde(deserialize_with = "lenient_opt_string")]
@@ -191,6 +196,7 @@ impl Default for Config {
             whisper_model: None,
             whisper_threads: None,
             models_dir: None,
+            vad_model: None,
             model_memory: None,
             model_idle_secs: 0,
             heavy_concurrency: 1,

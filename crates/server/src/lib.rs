@@ -354,6 +354,15 @@ async fn configured_transcriber(
                 }
                 mc.files.push(path.clone());
             }
+            if let Some(path) = &cfg.vad_model {
+                if !path.is_file() {
+                    return Err(format!(
+                        "VAD model not found at {} (run `mediajobs model fetch silero-vad`)",
+                        path.display()
+                    ));
+                }
+                mc.vad_model = Some(path.clone());
+            }
             mc.memory_budget = cfg
                 .model_memory()
                 .map_err(|e| format!("MEDIAJOBS_MODEL_MEMORY: {e}"))?;

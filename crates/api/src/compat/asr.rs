@@ -55,7 +55,9 @@ pub struct AsrQuery {
     pub encode: Option<String>,
     /// Word timings (in `json`).
     pub word_timestamps: Option<String>,
-    /// Accepted for compatibility; voice activity detection is not applied yet.
+    /// Voice activity detection (Silero): transcribe only the speech (default `false`, as
+    /// whisper-asr-webservice has it). `true` on a server without a VAD model is refused
+    /// with `WhisperUnavailable`.
     pub vad_filter: Option<String>,
     /// Text that primes the decoder.
     pub initial_prompt: Option<String>,
@@ -150,7 +152,7 @@ async fn asr_inner(
         word_timestamps: parse_bool("word_timestamps", q.word_timestamps.as_deref())?,
         ..Default::default()
     };
-    parse_bool("vad_filter", q.vad_filter.as_deref())?;
+    opts.vad = Some(parse_bool("vad_filter", q.vad_filter.as_deref())?);
     if let Some(l) = q
         .language
         .as_deref()
