@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo bench -p mediajobs-processor --bench media -- [--only whisper|detect|convert|decode|
-//!     concurrency|faster-whisper] [--runs N] [--speech-secs N] [--convert-secs N] [--decode-secs N]
+//!     concurrency|faster-whisper|vad] [--runs N] [--speech-secs N] [--convert-secs N] [--decode-secs N]
 //! FASTER_WHISPER_PYTHON=/venv/bin/python   # a python with faster-whisper, for --only faster-whisper
 //! WHISPER_CLI=/path/to/whisper-cli   # built from whisper-rs's bundled whisper.cpp sources
 //! MEDIAJOBS_WHISPER_MODEL=/path/ggml-base.bin   # else fetched into MEDIAJOBS_MODELS_DIR
@@ -21,8 +21,8 @@ use std::time::Instant;
 use mediajobs_processor::media::{AudioDecoder, ConvertOptions, Converter, Gst, GstConfig, Preset};
 use mediajobs_processor::model::ggml::{self, Quantization};
 use mediajobs_processor::transcribe::{
-    ModelManager, ModelManagerConfig, TranscribeOptions, Transcriber, WhisperConfig, WhisperModel,
-    WhisperTranscriber, wer,
+    ModelManager, ModelManagerConfig, TranscribeOptions, Transcriber, Vad, VadSettings,
+    WhisperConfig, WhisperModel, WhisperTranscriber, wer,
 };
 use mediajobs_processor::{CancellationToken, no_progress};
 
@@ -516,6 +516,106 @@ async fn bench_concurrency(a: &Args, dir: &Path, gst: Arc<Gst>) {
     }
 }
 
+/// Voice activity detection on a 10-minute file that is half silence: ten 34 s stretches of
+/// speech, each followed by as much silence. Wall time and WER with and without VAD, and the
+/// detector's own time.
+async fn bench_vad(a: &Args, dir: &Path, gst: Arc<Gst>) {
+    const RATE: usize = 16_000;
+    let model = model_path().await;
+    let models_dir = model.parent().unwrap().to_owned();
+    let vad_path = mediajobs_processor::model::silero::ensure_vad_model(&models_dir)
+        .await
+        .unwrap();
+    let piece = gst
+        .decode(&speech(dir, 34), no_progress(), &CancellationToken::new())
+        .await
+        .unwrap()
+        .samples;
+    let total = 600 * RATE;
+    let gap = total.saturating_sub(10 * piece.len()) / 10;
+    let mut samples = Vec::with_capacity(total);
+    for _ in 0..10 {
+        samples.extend_from_slice(&piece);
+        samples.extend(std::iter::repeat_n(0.0f32, gap));
+    }
+    let secs = samples.len() as f64 / RATE as f64;
+    let wav = dir.join("half-silence.wav");
+    std::fs::write(&wav, mediajobs_processor::wav::encode(&samples)).unwrap();
+    let reps = 34u32.div_ceil(17) as usize;
+    let truth = TEXT.repeat(reps * 10);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let name = model
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("ggml-")
+        .to_owned();
+    let mut cfg = ModelManagerConfig::new(&models_dir, name.clone());
+    cfg.vad_model = Some(vad_path.clone());
+    let t = WhisperTranscriber::with_manager(ModelManager::new(cfg), gst.clone(), cores, 1);
+    println!(
+        "\n## VAD: {secs:.0} s, {:.0} s of it speech (10 × {:.1} s), {name}, {cores} threads, greedy\n",
+        10.0 * piece.len() as f64 / RATE as f64,
+        piece.len() as f64 / RATE as f64
+    );
+    println!("| VAD | wall (median) | RTF | audio whisper heard | WER |");
+    println!("|---|---|---|---|---|");
+    let warm = TranscribeOptions {
+        language: Some("en".into()),
+        ..Default::default()
+    };
+    let short = dir.join("vad-warm.wav");
+    std::fs::write(
+        &short,
+        mediajobs_processor::wav::encode(&piece[..piece.len().min(10 * RATE)]),
+    )
+    .unwrap();
+    t.transcribe(&short, &warm, no_progress(), &CancellationToken::new())
+        .await
+        .unwrap();
+    for vad in [false, true] {
+        let opts = TranscribeOptions {
+            vad: Some(vad),
+            ..warm.clone()
+        };
+        let mut times = vec![];
+        let mut last = None;
+        for _ in 0..a.runs {
+            let s = Instant::now();
+            let tr = t
+                .transcribe(&wav, &opts, no_progress(), &CancellationToken::new())
+                .await
+                .unwrap();
+            times.push(s.elapsed().as_secs_f64());
+            last = Some(tr);
+        }
+        let tr = last.unwrap();
+        let wall = median(times);
+        let heard = tr.speech_ms.map_or(secs, |ms| ms as f64 / 1000.0);
+        println!(
+            "| {} | {wall:.2} s | {:.3} | {heard:.0} s | {:.3} |",
+            if vad { "on" } else { "off" },
+            wall / secs,
+            wer(&truth, &tr.text)
+        );
+    }
+    println!();
+    for threads in [1, cores] {
+        let v = Vad::load(&vad_path, VadSettings::default(), threads).unwrap();
+        let mut times = vec![];
+        for _ in 0..a.runs {
+            let s = Instant::now();
+            let regions = v.speech(&samples).unwrap();
+            times.push(s.elapsed().as_secs_f64());
+            assert!(!regions.is_empty());
+        }
+        println!(
+            "The detector alone, {threads} thread(s): {:.3} s for the {secs:.0} s.",
+            median(times)
+        );
+    }
+}
+
 /// Peak RSS of this process since the last reset (`VmHWM`), MiB.
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -694,6 +794,9 @@ fn main() {
         }
         if a.only.as_deref() == Some("faster-whisper") {
             bench_faster_whisper(&a, dir.path(), gst.clone()).await;
+        }
+        if a.only.as_deref() == Some("vad") {
+            bench_vad(&a, dir.path(), gst.clone()).await;
         }
     });
 }

@@ -253,7 +253,10 @@ impl WhisperTranscriber {
         if let Some(v) = cached.as_ref().filter(|v| v.path() == path) {
             return Ok(Some(v.clone()));
         }
-        let v = Arc::new(Vad::load(&path, VadSettings::default(), self.threads)?);
+        // One thread: the detector's graph is tiny (a 32 ms window each), and ggml's thread
+        // barriers cost more than they share — 0.94 s for 10 min of audio on one thread, 3.9 s
+        // on two (docs/benchmarks.md).
+        let v = Arc::new(Vad::load(&path, VadSettings::default(), 1)?);
         tracing::info!(path = %path.display(), %version, "VAD model loaded");
         *cached = Some(v.clone());
         Ok(Some(v))
