@@ -558,8 +558,8 @@ async fn bench_vad(a: &Args, dir: &Path, gst: Arc<Gst>) {
         10.0 * piece.len() as f64 / RATE as f64,
         piece.len() as f64 / RATE as f64
     );
-    println!("| VAD | wall (median) | RTF | audio whisper heard | WER |");
-    println!("|---|---|---|---|---|");
+    println!("| VAD | wall (median) | RTF | audio whisper heard | WER | words written / spoken |");
+    println!("|---|---|---|---|---|---|");
     let warm = TranscribeOptions {
         language: Some("en".into()),
         ..Default::default()
@@ -593,10 +593,12 @@ async fn bench_vad(a: &Args, dir: &Path, gst: Arc<Gst>) {
         let wall = median(times);
         let heard = tr.speech_ms.map_or(secs, |ms| ms as f64 / 1000.0);
         println!(
-            "| {} | {wall:.2} s | {:.3} | {heard:.0} s | {:.3} |",
+            "| {} | {wall:.2} s | {:.3} | {heard:.0} s | {:.3} | {} / {} |",
             if vad { "on" } else { "off" },
             wall / secs,
-            wer(&truth, &tr.text)
+            wer(&truth, &tr.text),
+            tr.text.split_whitespace().count(),
+            truth.split_whitespace().count()
         );
     }
     println!();
