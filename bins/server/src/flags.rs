@@ -38,6 +38,10 @@ pub struct ServeFlags {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models_dir: Option<PathBuf>,
+    /// Silero VAD model file for the vad option [default: MODELS_DIR/ggml-silero-v6.2.3.bin, else any ggml-silero*.bin there]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vad_model: Option<PathBuf>,
     /// Memory budget of loaded models, e.g. 1500M, 4G (LRU unloading beyond it) [default: no limit]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

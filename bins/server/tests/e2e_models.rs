@@ -238,7 +238,16 @@ async fn model_commands_list_quantize_and_remove() {
     };
     let rows = list(mediajobs(&["model", "list", "--json", "--dir", p(dir.path())]).await);
     let row = |rows: &[Value], n: &str| rows.iter().find(|r| r["name"] == n).cloned();
-    assert_eq!(rows.len(), 41, "40 catalogue names and the local one");
+    assert_eq!(
+        rows.len(),
+        42,
+        "40 catalogue names, the local one and the VAD model"
+    );
+    let vad = row(&rows, "silero-v6.2.3").unwrap();
+    assert_eq!(
+        (&vad["kind"], &vad["installed"]),
+        (&json!("vad"), &json!(false))
+    );
     assert_eq!(row(&rows, "tiny.en").unwrap()["installed"], true);
     assert_eq!(row(&rows, "base").unwrap()["installed"], false);
     assert_eq!(row(&rows, "base").unwrap()["source"], "pypi");
@@ -290,4 +299,22 @@ async fn model_commands_list_quantize_and_remove() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not in the catalogue"));
     let out = mediajobs(&["model", "quantize", "nope", "q8_0", "--dir", p(dir.path())]).await;
     assert!(!out.status.success());
+
+    // The VAD model: from PyPI's silero-vad, converted; listed as a VAD model, never as a
+    // whisper model.
+    let out = mediajobs(&["model", "fetch", "silero-vad", "--dir", p(dir.path())]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("ggml-silero-v6.2.3.bin").is_file());
+    let rows = list(mediajobs(&["model", "list", "--json", "--dir", p(dir.path())]).await);
+    let vad = row(&rows, "silero-v6.2.3").unwrap();
+    assert_eq!(vad["installed"], true, "{vad}");
+    assert_eq!(vad["version"], "6.2.3", "{vad}");
+    assert_eq!(
+        rows.iter().filter(|r| r["name"] == "silero-v6.2.3").count(),
+        1
+    );
 }
