@@ -31,6 +31,14 @@ echo "== examples"
 cargo run --locked -q -p jobs-core --example embed
 cargo run --locked -q -p jobs-core --example shared_state
 cargo run --locked -q -p mediajobs-server --example custom_transcriber
+echo "== GPU feature: --features vulkan built, whisper on Mesa's lavapipe (Vulkan on the CPU)"
+vulkan_sdk="$(scripts/vulkan-sdk.sh)"
+export "$vulkan_sdk"
+if cargo nextest --version >/dev/null 2>&1; then
+  GGML_VK_VISIBLE_DEVICES=0 cargo nextest run -p mediajobs-processor --features vulkan --test gpu --locked
+else
+  GGML_VK_VISIBLE_DEVICES=0 cargo test -p mediajobs-processor --features vulkan --test gpu --locked
+fi
 echo "== schemathesis (the live server against its OpenAPI document)"; scripts/schemathesis.sh
 echo "== container and service files"; scripts/container-check.sh
 echo "== all tests passed"

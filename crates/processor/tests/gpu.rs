@@ -1,9 +1,8 @@
 //! Built with `--features vulkan` (or `cuda`): whisper runs on the GPU ggml finds, and
-//! `compute` says which. On a GPU build machine:
-//! `cargo test -p mediajobs-processor --features vulkan --test gpu` (or `cuda`); without a
-//! GPU, Mesa's lavapipe (a Vulkan driver on the CPU) serves with `GGML_VK_VISIBLE_DEVICES=0`.
-//! CI cannot run it: Debian 12's Vulkan headers (1.3.239) predate `VK_EXT_layer_settings`,
-//! which whisper.cpp 1.8.3's Vulkan backend needs, and Debian's main archive has no CUDA.
+//! `compute` says which. `cargo test -p mediajobs-processor --features vulkan --test gpu` (or
+//! `cuda`); without a GPU, Mesa's lavapipe (a Vulkan driver on the CPU) serves with
+//! `GGML_VK_VISIBLE_DEVICES=0`, which is how CI runs it (scripts/test.sh, with the Vulkan
+//! headers of scripts/vulkan-sdk.sh: Debian 12's own predate `VK_EXT_layer_settings`).
 #![cfg(all(any(feature = "vulkan", feature = "cuda"), feature = "media"))]
 #![allow(clippy::unwrap_used)]
 mod common;
