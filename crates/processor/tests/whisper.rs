@@ -309,24 +309,6 @@ async fn missing_model_is_whisper_unavailable() {
     assert_eq!(err.code(), "WhisperUnavailable");
 }
 
-/// Pink noise (Paul Kellet's filter over a fixed-seed white noise), peak about `level`.
-fn pink_noise(secs: usize, level: f32) -> Vec<f32> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
-    (0..secs * 16_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let white = (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-            b0 = 0.99765 * b0 + white * 0.0990460;
-            b1 = 0.96300 * b1 + white * 0.2965164;
-            b2 = 0.57000 * b2 + white * 1.0526913;
-            (b0 + b1 + b2 + white * 0.1848) * level / 3.0
-        })
-        .collect()
-}
-
 /// Silence and pure noise give no segment at all (whisper alone writes `[BLANK_AUDIO]` or a
 /// hallucinated line), so their SRT is empty; annotations never reach the text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,7 +317,7 @@ async fn silence_and_noise_give_no_cues() {
     let t = transcriber().await;
     for (name, samples) in [
         ("silence", vec![0.0f32; 12 * 16_000]),
-        ("pink-noise", pink_noise(12, 0.3)),
+        ("pink-noise", common::pink_noise(12, 0.3)),
     ] {
         let wav = dir.path().join(format!("{name}.wav"));
         std::fs::write(&wav, mediajobs_processor::wav::encode(&samples)).unwrap();

@@ -524,24 +524,37 @@ pub fn valid_model_name(name: &str) -> bool {
 /// [`silero::installed_vad`], are not). Files that are not
 /// (a header that does not read) are skipped with a warning; a missing directory is empty.
 pub fn installed(dir: &Path) -> Vec<InstalledModel> {
+    // VAD models share the `ggml-*.bin` form (whisper.cpp names them so).
+    scan(dir, |n| !silero::is_vad_name(n), ggml::read_info)
+        .into_iter()
+        .map(|(name, path, size_bytes, info)| InstalledModel {
+            name,
+            path,
+            size_bytes,
+            info,
+        })
+        .collect()
+}
+
+/// The `ggml-NAME.bin` files of `dir` whose `NAME` passes `keep` and whose header `read`
+/// reads, sorted by name: `(name, path, size, header)`. Files whose header does not read are
+/// skipped with a warning; links are followed; a missing directory is empty.
+fn scan<T>(
+    dir: &Path,
+    keep: impl Fn(&str) -> bool,
+    read: impl Fn(&Path) -> Result<T, ProcessorError>,
+) -> Vec<(String, PathBuf, u64, T)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut v: Vec<InstalledModel> = entries
+    let mut v: Vec<(String, PathBuf, u64, T)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| {
             let path = e.path();
-            // VAD models share the `ggml-*.bin` form (whisper.cpp names them so).
-            let name = name_of(&path).filter(|n| !silero::is_vad_name(n))?;
-            // Following links: a model linked into the directory counts.
+            let name = name_of(&path).filter(|n| keep(n))?;
             let meta = std::fs::metadata(&path).ok().filter(std::fs::Metadata::is_file)?;
-            match ggml::read_info(&path) {
-                Ok(info) => Some(InstalledModel {
-                    name,
-                    path,
-                    size_bytes: meta.len(),
-                    info,
-                }),
+            match read(&path) {
+                Ok(info) => Some((name, path, meta.len(), info)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "skipping a file of the model directory");
                     None
@@ -549,7 +562,7 @@ pub fn installed(dir: &Path) -> Vec<InstalledModel> {
             }
         })
         .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
+    v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
 

@@ -113,31 +113,15 @@ pub struct InstalledVad {
 
 /// Every VAD model (`ggml-silero*.bin` whose header reads) of a model directory, by name.
 pub fn installed_vad(dir: &Path) -> Vec<InstalledVad> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<InstalledVad> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let path = e.path();
-            let name = super::name_of(&path).filter(|n| is_vad_name(n))?;
-            let meta = std::fs::metadata(&path).ok().filter(std::fs::Metadata::is_file)?;
-            match read_vad_info(&path) {
-                Ok(info) => Some(InstalledVad {
-                    name,
-                    path,
-                    size_bytes: meta.len(),
-                    info,
-                }),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "skipping a file of the model directory");
-                    None
-                }
-            }
+    super::scan(dir, is_vad_name, read_vad_info)
+        .into_iter()
+        .map(|(name, path, size_bytes, info)| InstalledVad {
+            name,
+            path,
+            size_bytes,
+            info,
         })
-        .collect();
-    v.sort_by(|a, b| a.name.cmp(&b.name));
-    v
+        .collect()
 }
 
 /// The VAD model transcriptions use: [`VAD_MODEL`] when installed, else the last (by name)

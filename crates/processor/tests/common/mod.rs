@@ -181,3 +181,21 @@ pub fn noise(n: usize, seed: u64) -> Vec<u8> {
 
 #[allow(unused_imports)] // Not every test binary measures a WER.
 pub use mediajobs_processor::transcribe::wer;
+
+/// Pink noise (Paul Kellet's filter over a fixed-seed white noise), peak about `level`.
+pub fn pink_noise(secs: usize, level: f32) -> Vec<f32> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
+    (0..secs * 16_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let white = (x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+            b0 = 0.99765 * b0 + white * 0.0990460;
+            b1 = 0.96300 * b1 + white * 0.2965164;
+            b2 = 0.57000 * b2 + white * 1.0526913;
+            (b0 + b1 + b2 + white * 0.1848) * level / 3.0
+        })
+        .collect()
+}
