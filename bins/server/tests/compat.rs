@@ -304,7 +304,7 @@ async fn bad_input_on_every_new_route_is_refused_and_stores_nothing() {
     // Nothing was stored, no job was made, no temp file is left.
     assert!(list(&s, "/profiles/files", "default").await.is_empty());
     assert!(list(&s, "/jobs", "default").await.is_empty());
-    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("media/tmp"))
+    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("media/tmp/e2e-node"))
         .map(|d| d.collect())
         .unwrap_or_default();
     assert!(tmp.is_empty(), "{tmp:?}");

@@ -307,7 +307,7 @@ async fn cancel_running_and_queued_then_retry() {
     assert!(done["result"].is_null());
     let (_, files) = s.get("/profiles/files", P).await;
     assert_eq!(files.as_array().unwrap().len(), 1, "no SRT was stored");
-    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("media/tmp"))
+    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("media/tmp/e2e-node"))
         .unwrap()
         .collect();
     assert!(tmp.is_empty(), "temp files removed");

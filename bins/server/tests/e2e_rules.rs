@@ -334,7 +334,7 @@ async fn bad_inputs_get_clear_envelopes() {
         .req(reqwest::Method::POST, "/profiles/files", p)
         .body(b"x".to_vec());
     assert_error(&common::send(no_name).await, 400, "BadRequest");
-    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("media/tmp"))
+    let tmp: Vec<_> = std::fs::read_dir(dir.path().join("media/tmp/e2e-node"))
         .unwrap()
         .collect();
     assert!(tmp.is_empty(), "rejected uploads leave nothing behind");

@@ -8,10 +8,36 @@ use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 /// Files live at `ROOT/files/<2 hex>/<uuid>`; uploads and job outputs are written under
-/// `ROOT/tmp` first and renamed into place.
+/// `ROOT/tmp/<node>` first and renamed into place.
 #[derive(Debug, Clone)]
 pub struct MediaStore {
     root: PathBuf,
+    tmp: PathBuf,
+}
+
+/// Loose temp files directly in `ROOT/tmp` (written before temp files moved to a directory
+/// per node) are removed at start once they are this old: no upload or output in flight on
+/// another node is that old.
+const LOOSE_TMP_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A node id as a directory name: `[A-Za-z0-9._-]` kept, anything else `_`; never `.`/`..`.
+fn node_dir(node: &str) -> String {
+    let s: String = node
+        .chars()
+        .take(128)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.chars().all(|c| c == '.') {
+        format!("node{}", s.len())
+    } else {
+        s
+    }
 }
 
 /// A temporary file removed on drop unless [`TempFile::keep`] was called.
@@ -43,16 +69,33 @@ impl Drop for TempFile {
 }
 
 impl MediaStore {
-    /// Opens (creating) the media dir and removes temp files a crash left behind.
-    pub fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+    /// Opens (creating) the media dir for node `node` and removes the temp files a crash of
+    /// this node left behind. Several nodes may share the directory: each writes its temp
+    /// files under `ROOT/tmp/<node>` and cleans only those, so a node starting never deletes
+    /// another's upload or output in flight.
+    pub fn open(root: impl Into<PathBuf>, node: &str) -> std::io::Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(root.join("files"))?;
-        let tmp = root.join("tmp");
+        let shared = root.join("tmp");
+        let tmp = shared.join(node_dir(node));
         std::fs::create_dir_all(&tmp)?;
         for entry in std::fs::read_dir(&tmp)? {
             let _ = std::fs::remove_file(entry?.path());
         }
-        Ok(MediaStore { root })
+        // Loose files of older versions: only once no node can still be writing them.
+        for entry in std::fs::read_dir(&shared)? {
+            let entry = entry?;
+            let Ok(meta) = entry.metadata() else { continue };
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > LOOSE_TMP_MAX_AGE);
+            if meta.is_file() && old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(MediaStore { root, tmp })
     }
 
     /// The directory.
@@ -77,10 +120,7 @@ impl MediaStore {
     /// A new temp file path (not created).
     pub fn temp(&self) -> TempFile {
         TempFile {
-            path: self
-                .root
-                .join("tmp")
-                .join(format!("{}.part", Uuid::new_v4().simple())),
+            path: self.tmp.join(format!("{}.part", Uuid::new_v4().simple())),
             keep: false,
         }
     }
@@ -172,7 +212,10 @@ mod tests {
 
     #[test]
     fn keys_are_server_made() {
-        let s = MediaStore { root: "/m".into() };
+        let s = MediaStore {
+            root: "/m".into(),
+            tmp: "/m/tmp/n".into(),
+        };
         let k = MediaStore::key_for(Uuid::nil());
         assert_eq!(
             s.path(&k).unwrap(),
@@ -181,5 +224,36 @@ mod tests {
         assert!(s.path("../etc/passwd").is_none());
         assert!(s.path("files/a b").is_none());
         assert!(s.path("/abs").is_none());
+    }
+
+    /// Two nodes on one media directory: a node starting removes its own leftovers only,
+    /// never the other's temp files in flight; loose files of older versions go once a day
+    /// old.
+    #[test]
+    fn a_starting_node_cleans_only_its_own_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = MediaStore::open(dir.path(), "node-a").unwrap();
+        let b = MediaStore::open(dir.path(), "node b/../x").unwrap();
+        let (ta, tb) = (a.temp().keep(), b.temp().keep());
+        std::fs::write(&ta, b"a").unwrap();
+        std::fs::write(&tb, b"b").unwrap();
+        assert_ne!(ta.parent(), tb.parent());
+        assert!(tb.starts_with(dir.path().join("tmp")), "{}", tb.display());
+        let stale = dir.path().join("tmp/old.part");
+        let fresh = dir.path().join("tmp/fresh.part");
+        std::fs::write(&stale, b"old").unwrap();
+        std::fs::write(&fresh, b"new").unwrap();
+        let f = std::fs::File::options().write(true).open(&stale).unwrap();
+        f.set_modified(std::time::SystemTime::now() - 2 * LOOSE_TMP_MAX_AGE)
+            .unwrap();
+        drop(f);
+        // node-a restarts (a crash left `ta`).
+        let _a = MediaStore::open(dir.path(), "node-a").unwrap();
+        assert!(!ta.exists(), "its own leftover is removed");
+        assert!(tb.exists(), "the other node's file in flight is kept");
+        assert!(!stale.exists() && fresh.exists());
+        assert_eq!(node_dir(".."), "node2");
+        assert_eq!(node_dir(""), "node0");
+        assert_eq!(node_dir("vm.example-1"), "vm.example-1");
     }
 }

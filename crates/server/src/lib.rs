@@ -168,7 +168,7 @@ impl ServerBuilder {
         };
         let db = Database::connect(&cfg.database_url(), opts).await?;
         let media_dir = cfg.data_dir.join("media");
-        let media = MediaStore::open(&media_dir).map_err(data_err(&media_dir))?;
+        let media = MediaStore::open(&media_dir, &cfg.node_id()).map_err(data_err(&media_dir))?;
 
         // GStreamer is started only when a backend of the configuration needs it.
         let needs_gst =
