@@ -147,16 +147,16 @@ async fn jobs_pick_their_model_and_two_run_at_once() {
         .collect();
     assert_eq!(ids, ["whisper-1", "base", "tiny.en"]);
     let audio = std::fs::read(&wav).unwrap();
-    let (ct, body) = common::multipart(&[
-        ("model", None, b"tiny.en"),
-        ("response_format", None, b"json"),
-        ("file", Some("speech.wav"), &audio),
-    ]);
-    let r = common::client()
-        .post(s.url("/v1/audio/transcriptions"))
-        .header("content-type", ct)
-        .header("x-profile-id", P)
-        .body(body)
+    let r = s
+        .post_form(
+            "/v1/audio/transcriptions",
+            P,
+            &[
+                ("model", None, b"tiny.en"),
+                ("response_format", None, b"json"),
+                ("file", Some("speech.wav"), &audio),
+            ],
+        )
         .send()
         .await
         .unwrap();

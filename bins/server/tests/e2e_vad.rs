@@ -123,12 +123,12 @@ async fn subtitles_skip_the_silence_by_default() {
 
     // /asr (whisper-asr-webservice's API, Bazarr's): vad_filter=true.
     let audio = std::fs::read(&wav).unwrap();
-    let (ct, body) = common::multipart(&[("audio_file", Some("pause.wav"), &audio)]);
-    let r = common::client()
-        .post(s.url("/asr?output=srt&vad_filter=true&language=en"))
-        .header("content-type", ct)
-        .header("x-profile-id", P)
-        .body(body)
+    let r = s
+        .post_form(
+            "/asr?output=srt&vad_filter=true&language=en",
+            P,
+            &[("audio_file", Some("pause.wav"), &audio)],
+        )
         .send()
         .await
         .unwrap();
@@ -183,14 +183,11 @@ async fn without_a_vad_model_vad_is_refused_and_off_by_default() {
     assert_error(&res, 422, "ValidationError");
 
     let audio = std::fs::read(&wav).unwrap();
-    let (ct, body) = common::multipart(&[("audio_file", Some("speech.wav"), &audio)]);
-    let res = common::send(
-        common::client()
-            .post(s.url("/asr?vad_filter=true"))
-            .header("content-type", ct)
-            .header("x-profile-id", P)
-            .body(body),
-    )
+    let res = common::send(s.post_form(
+        "/asr?vad_filter=true",
+        P,
+        &[("audio_file", Some("speech.wav"), &audio)],
+    ))
     .await;
     // whisper-asr-webservice's error form: `{"code", "detail"}`.
     assert_eq!(res.0, 422, "{}", res.1);

@@ -355,12 +355,10 @@ async fn configured_transcriber(
                 mc.files.push(path.clone());
             }
             if let Some(path) = &cfg.vad_model {
-                if !path.is_file() {
-                    return Err(format!(
-                        "VAD model not found at {} (run `mediajobs model fetch silero-vad`)",
-                        path.display()
-                    ));
-                }
+                // A file that is not a VAD model would otherwise turn VAD off without a word.
+                mediajobs_processor::model::silero::read_vad_info(path).map_err(|e| {
+                    format!("MEDIAJOBS_VAD_MODEL: {e} (run `mediajobs model fetch silero-vad`)")
+                })?;
                 mc.vad_model = Some(path.clone());
             }
             mc.memory_budget = cfg

@@ -146,6 +146,19 @@ impl Server {
             .header("X-Profile-ID", profile)
     }
 
+    /// A `multipart/form-data` POST of `parts` (see [`multipart`]) for `profile`.
+    pub fn post_form(
+        &self,
+        path: &str,
+        profile: &str,
+        parts: &[(&str, Option<&str>, &[u8])],
+    ) -> reqwest::RequestBuilder {
+        let (ct, body) = multipart(parts);
+        self.req(reqwest::Method::POST, path, profile)
+            .header("content-type", ct)
+            .body(body)
+    }
+
     pub async fn get(&self, path: &str, profile: &str) -> (u16, Value) {
         send(self.req(reqwest::Method::GET, path, profile)).await
     }

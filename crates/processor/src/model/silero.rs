@@ -62,7 +62,8 @@ pub struct VadInfo {
 /// Reads the header of a whisper.cpp VAD model file.
 pub fn read_vad_info(path: &Path) -> Result<VadInfo, ProcessorError> {
     let bad = |m: &str| unavailable(format!("{} is not a VAD model: {m}", path.display()));
-    let mut f = std::fs::File::open(path)?;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| unavailable(format!("cannot open {}: {e}", path.display())))?;
     let mut head = [0u8; 256];
     let n = f.read(&mut head)?;
     let head = &head[..n];
