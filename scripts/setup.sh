@@ -56,3 +56,20 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found. mediajobs needs Rust >= 1.92 (rustup.rs)." >&2
   exit 1
 fi
+
+# whisper.cpp is patched at its CMake configure (crates/processor/cmake/whisper-abort.cmake,
+# ADR 024), but whisper-rs-sys's build script reruns only when its own files change: a target
+# directory built before the patch (or before a change to it) would keep the unpatched
+# library. A stamp of the patch in the target directory decides when to rebuild it.
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+patch_sum="$(cat "$repo/crates/processor/cmake/whisper-abort.cmake" "$repo/.cargo/config.toml" | sha256sum | cut -c1-16)"
+stamp="$target_dir/.whisper-abort-$patch_sum"
+if [ -d "$target_dir" ] && [ ! -e "$stamp" ]; then
+  echo "setup: rebuilding whisper.cpp with the current abort patch"
+  (cd "$repo" && cargo clean -q -p whisper-rs-sys 2>/dev/null) || true
+  (cd "$repo" && cargo clean -q -p whisper-rs-sys --release 2>/dev/null) || true
+  rm -f "$target_dir"/.whisper-abort-*
+fi
+mkdir -p "$target_dir"
+touch "$stamp"

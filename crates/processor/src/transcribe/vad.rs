@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use whisper_rs::{WhisperVadContext, WhisperVadContextParams, WhisperVadParams};
 
 use crate::progress::ProcessorError;
+use tokio_util::sync::CancellationToken;
 
 const RATE: usize = 16_000;
 
@@ -103,6 +104,19 @@ impl Vad {
     /// The speech regions of 16 kHz mono `samples`, as sample ranges (padded, in order, not
     /// overlapping).
     pub fn speech(&self, samples: &[f32]) -> Result<Vec<Range<usize>>, ProcessorError> {
+        self.speech_until(samples, &CancellationToken::new())
+    }
+
+    /// [`Vad::speech`], stopping with [`ProcessorError::Cancelled`] within one piece of
+    /// audio of `cancel` firing. whisper.cpp's detector cannot be stopped inside a call (it
+    /// takes about 0.2 s of one core per minute of audio), so the audio goes through it in
+    /// pieces of [`VAD_PIECE_SECS`]; the detector's state starts afresh at each piece, and
+    /// regions that meet at a seam are joined.
+    pub fn speech_until(
+        &self,
+        samples: &[f32],
+        cancel: &CancellationToken,
+    ) -> Result<Vec<Range<usize>>, ProcessorError> {
         if samples.is_empty() {
             return Ok(Vec::new());
         }
@@ -115,29 +129,49 @@ impl Vad {
             Some(c) => c,
             None => context(&self.path, self.threads)?,
         };
-        let mut p = WhisperVadParams::new();
-        p.set_threshold(self.settings.threshold);
-        p.set_min_speech_duration(self.settings.min_speech_ms);
-        p.set_min_silence_duration(self.settings.min_silence_ms);
-        p.set_speech_pad(self.settings.speech_pad_ms);
-        p.set_max_speech_duration(f32::MAX);
-        p.set_samples_overlap(0.0);
-        let segs = ctx
-            .segments_from_samples(p, samples)
-            .map_err(|e| ProcessorError::Transcription(format!("voice detection failed: {e}")))?;
         let to_sample = |cs: f32| ((f64::from(cs) / 100.0 * RATE as f64).round().max(0.0)) as usize;
+        // Two padded regions closer than this across a seam are one.
+        let seam_gap =
+            usize::try_from(self.settings.speech_pad_ms.max(0)).unwrap_or(0) * RATE / 500;
         let mut out: Vec<Range<usize>> = Vec::new();
-        for s in segs {
-            let (a, b) = (
-                to_sample(s.start).min(samples.len()),
-                to_sample(s.end).min(samples.len()),
-            );
-            if b <= a {
-                continue;
+        for start in (0..samples.len()).step_by(VAD_PIECE_SECS * RATE) {
+            if cancel.is_cancelled() {
+                self.pool
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(ctx);
+                return Err(ProcessorError::Cancelled);
             }
-            match out.last_mut() {
-                Some(last) if a <= last.end => last.end = last.end.max(b),
-                _ => out.push(a..b),
+            let piece = &samples[start..(start + VAD_PIECE_SECS * RATE).min(samples.len())];
+            let mut p = WhisperVadParams::new();
+            p.set_threshold(self.settings.threshold);
+            p.set_min_speech_duration(self.settings.min_speech_ms);
+            p.set_min_silence_duration(self.settings.min_silence_ms);
+            p.set_speech_pad(self.settings.speech_pad_ms);
+            p.set_max_speech_duration(f32::MAX);
+            p.set_samples_overlap(0.0);
+            let segs = ctx.segments_from_samples(p, piece).map_err(|e| {
+                ProcessorError::Transcription(format!("voice detection failed: {e}"))
+            })?;
+            for (k, s) in segs.into_iter().enumerate() {
+                let (a, b) = (
+                    start + to_sample(s.start).min(piece.len()),
+                    start + to_sample(s.end).min(piece.len()),
+                );
+                if b <= a {
+                    continue;
+                }
+                let joins = |last: &Range<usize>| {
+                    a <= last.end
+                        || (k == 0
+                            && start > 0
+                            && a - start <= seam_gap
+                            && start - last.end.min(start) <= seam_gap)
+                };
+                match out.last_mut() {
+                    Some(last) if joins(last) => last.end = last.end.max(b),
+                    _ => out.push(a..b),
+                }
             }
         }
         self.pool
@@ -147,6 +181,9 @@ impl Vad {
         Ok(out)
     }
 }
+
+/// Seconds of audio per call of the detector (see [`Vad::speech_until`]).
+pub const VAD_PIECE_SECS: usize = 60;
 
 /// One speech region of the joined audio: where it starts there and in the original.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

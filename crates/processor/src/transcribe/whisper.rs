@@ -421,7 +421,7 @@ fn run(
         return transcribe_all(model, samples, None, opts, threads, progress, cancel);
     };
     progress.report(0.0, "detecting_speech");
-    let regions = vad.speech(samples)?;
+    let regions = vad.speech_until(samples, &cancel)?;
     if cancel.is_cancelled() {
         return Err(ProcessorError::Cancelled);
     }
