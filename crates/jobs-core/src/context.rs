@@ -328,6 +328,13 @@ impl JobContext {
         &self.fence.owner
     }
 
+    /// The fence of this run: a store write made with it applies only while the job still
+    /// runs here at this attempt (outputs a handler stores beside the job, say), so a node
+    /// that lost the lease cannot write over the node that took the job over.
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
     /// Fires when the job is cancelled by a client, the node shuts down, or the lease is lost.
     /// Stop within a second and return [`JobError::cancelled`].
     pub fn cancellation_token(&self) -> &CancellationToken {

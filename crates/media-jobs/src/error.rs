@@ -93,6 +93,20 @@ impl From<DbError> for MediaJobError {
     }
 }
 
+impl From<crate::retry::Retried> for MediaJobError {
+    /// A retried call of a running job: the token fired, or the lease went elsewhere, is
+    /// `Cancelled` (the job's outcome is then the lease rules'); anything else as its error.
+    fn from(e: crate::retry::Retried) -> Self {
+        match e {
+            crate::retry::Retried::Cancelled
+            | crate::retry::Retried::Failed(DbError::FenceLost(_)) => {
+                MediaJobError::new(ErrorCode::Cancelled, "The job no longer runs here")
+            }
+            crate::retry::Retried::Failed(e) => e.into(),
+        }
+    }
+}
+
 impl From<ManagerError> for MediaJobError {
     fn from(e: ManagerError) -> Self {
         match e {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use jobs_core::{BatchStrategy, JobContext, JobError, QueueManager, State, lanes};
-use mediajobs_persistence::{FileKind, FileOrigin, FileRecord, TranscriptRecord};
+use mediajobs_persistence::{DbError, FileKind, FileOrigin, FileRecord, TranscriptRecord};
 use mediajobs_processor::llm::{RefineOptions, TokenUsage};
 use mediajobs_processor::subtitle::{
     SegmentOptions, SubtitleFormat, parse_any, reading_speed, segment, to_srt,
@@ -20,6 +20,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::MediaJobError;
+use crate::retry::{DB_RETRY_WINDOW, Retried, with_db_retries};
 use crate::services::{NewFile, Services};
 use crate::spec::{
     Convert, ConvertOutput, DetectLanguage, DetectLanguageOutput, FixSrt, FixSrtOutput,
@@ -50,6 +51,7 @@ fn map_err(e: ProcessorError) -> JobError {
 
 fn job_err(e: MediaJobError) -> JobError {
     match e.code {
+        ErrorCode::Cancelled => JobError::cancelled(),
         ErrorCode::Storage => JobError::new(ErrorCode::Storage, e.message),
         _ if !e.is_refusal() => JobError::internal_msg(e.message),
         _ => {
@@ -100,23 +102,41 @@ fn stem(name: &str) -> &str {
 
 async fn load_input<P: crate::spec::OperationParams>(
     svc: &Services,
+    ctx: &JobContext,
     job: &OnFile<P>,
 ) -> Result<(FileRecord, PathBuf), JobError> {
-    load_file(svc, &job.profile_id, job.file_id).await
+    load_file(svc, ctx, &job.profile_id, job.file_id).await
+}
+
+/// A database call of a running job, waited through an outage ([`crate::retry`]): a fired
+/// token or a lost lease is `Cancelled` (the lease rules decide the job's outcome), any other
+/// error the job's.
+async fn db<T, F, Fut>(ctx: &JobContext, what: &str, op: F) -> Result<T, JobError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DbError>>,
+{
+    match with_db_retries(ctx.cancellation_token(), what, DB_RETRY_WINDOW, op).await {
+        Ok(v) => Ok(v),
+        Err(Retried::Cancelled | Retried::Failed(DbError::FenceLost(_))) => {
+            Err(JobError::cancelled())
+        }
+        Err(Retried::Failed(e)) => Err(JobError::internal(e)),
+    }
 }
 
 /// A job's input file: its record and its path; `NotFound` once deleted.
 async fn load_file(
     svc: &Services,
+    ctx: &JobContext,
     profile: &str,
     file_id: Uuid,
 ) -> Result<(FileRecord, PathBuf), JobError> {
-    let rec = svc
-        .db
-        .get_file(profile, file_id)
-        .await
-        .map_err(JobError::internal)?
-        .ok_or_else(|| JobError::new("NotFound", "The input file was deleted"))?;
+    let rec = db(ctx, "read the input file's record", || {
+        svc.db.get_file(profile, file_id)
+    })
+    .await?
+    .ok_or_else(|| JobError::new("NotFound", "The input file was deleted"))?;
     let path = svc.file_path(&rec).map_err(job_err)?;
     Ok((rec, path))
 }
@@ -171,7 +191,7 @@ async fn save_subtitles(
         origin,
         folder: input.folder.clone(),
     };
-    svc.add_file(tmp, None, new).await.map_err(job_err)
+    svc.add_output(ctx, tmp, new).await.map_err(job_err)
 }
 
 /// Sets the job's deadline: the explicit `timeout_seconds`, else one derived from the input's
@@ -199,6 +219,7 @@ fn set_deadline(
 /// The earlier job a reusing job copies: its stored result, if it still succeeded.
 async fn reused_result<T: serde::de::DeserializeOwned>(
     svc: &Services,
+    ctx: &JobContext,
     src: Uuid,
 ) -> Result<T, JobError> {
     use jobs_core::JobStore;
@@ -208,13 +229,12 @@ async fn reused_result<T: serde::de::DeserializeOwned>(
             format!("The reused result of job {src} is gone; submit again with dedupe: false"),
         )
     };
-    let job = svc
-        .db
-        .get_job(src)
-        .await
-        .map_err(JobError::internal)?
-        .filter(|j| j.status == jobs_core::JobStatus::Succeeded)
-        .ok_or_else(gone)?;
+    let job = db(ctx, "read the reused job", || async {
+        svc.db.get_job(src).await.map_err(DbError::from)
+    })
+    .await?
+    .filter(|j| j.status == jobs_core::JobStatus::Succeeded)
+    .ok_or_else(gone)?;
     serde_json::from_value(job.result.unwrap_or_default()).map_err(|_| gone())
 }
 
@@ -225,9 +245,9 @@ pub async fn generate_srt(
     job: OnFile<GenerateSrt>,
     ctx: JobContext,
 ) -> Result<GenerateSrtOutput, JobError> {
-    let (input, path) = load_input(&svc, &job).await?;
+    let (input, path) = load_input(&svc, &ctx, &job).await?;
     if let Some(src) = job.run.reuse_from {
-        let prev: GenerateSrtOutput = reused_result(&svc, src).await?;
+        let prev: GenerateSrtOutput = reused_result(&svc, &ctx, src).await?;
         let format = prev.format.format();
         let rec = save_subtitles(
             &svc,
@@ -310,32 +330,33 @@ pub async fn transcribe(
     job: OnFile<Transcribe>,
     ctx: JobContext,
 ) -> Result<TranscribeOutput, JobError> {
-    let (input, path) = load_input(&svc, &job).await?;
+    let (input, path) = load_input(&svc, &ctx, &job).await?;
     if let Some(src) = job.run.reuse_from {
-        let prev: TranscribeOutput = reused_result(&svc, src).await?;
-        let old = svc
-            .db
-            .get_transcript(&input.profile_id, prev.transcript_id)
-            .await
-            .map_err(JobError::internal)?
-            .ok_or_else(|| {
-                JobError::new(
-                    "NotFound",
-                    format!("The reused transcript of job {src} is gone; submit again with dedupe: false"),
-                )
-            })?;
+        let prev: TranscribeOutput = reused_result(&svc, &ctx, src).await?;
+        let old = db(&ctx, "read the reused transcript", || {
+            svc.db.get_transcript(&input.profile_id, prev.transcript_id)
+        })
+        .await?
+        .ok_or_else(|| {
+            JobError::new(
+                "NotFound",
+                format!(
+                    "The reused transcript of job {src} is gone; submit again with dedupe: false"
+                ),
+            )
+        })?;
         ctx.check_cancelled()?;
-        let rec = svc
-            .db
-            .insert_transcript(&TranscriptRecord {
-                id: Uuid::now_v7(),
-                file_id: Some(input.id),
-                job_id: Some(ctx.job_id()),
-                created_at: Utc::now(),
-                ..old
-            })
-            .await
-            .map_err(JobError::internal)?;
+        let new = TranscriptRecord {
+            id: Uuid::now_v7(),
+            file_id: Some(input.id),
+            job_id: Some(ctx.job_id()),
+            created_at: Utc::now(),
+            ..old
+        };
+        let rec = db(&ctx, "store the transcript", || {
+            svc.db.insert_transcript_fenced(&new, Some(ctx.fence()))
+        })
+        .await?;
         return Ok(TranscribeOutput {
             transcript_id: rec.id,
             transcript: rec.text,
@@ -383,20 +404,20 @@ pub async fn transcribe(
             v
         })
         .collect();
-    let rec = svc
-        .db
-        .insert_transcript(&TranscriptRecord {
-            id: Uuid::now_v7(),
-            profile_id: input.profile_id.clone(),
-            file_id: Some(input.id),
-            job_id: Some(ctx.job_id()),
-            language: Some(tr.language.clone()),
-            text: tr.text.clone(),
-            segments: json!(segments),
-            created_at: Utc::now(),
-        })
-        .await
-        .map_err(JobError::internal)?;
+    let new = TranscriptRecord {
+        id: Uuid::now_v7(),
+        profile_id: input.profile_id.clone(),
+        file_id: Some(input.id),
+        job_id: Some(ctx.job_id()),
+        language: Some(tr.language.clone()),
+        text: tr.text.clone(),
+        segments: json!(segments),
+        created_at: Utc::now(),
+    };
+    let rec = db(&ctx, "store the transcript", || {
+        svc.db.insert_transcript_fenced(&new, Some(ctx.fence()))
+    })
+    .await?;
     Ok(TranscribeOutput {
         transcript_id: rec.id,
         transcript: rec.text,
@@ -412,7 +433,7 @@ pub async fn convert(
     job: OnFile<Convert>,
     ctx: JobContext,
 ) -> Result<ConvertOutput, JobError> {
-    let (input, path) = load_input(&svc, &job).await?;
+    let (input, path) = load_input(&svc, &ctx, &job).await?;
     set_deadline(
         &svc,
         &ctx,
@@ -447,7 +468,7 @@ pub async fn convert(
         origin: FileOrigin::Converted,
         folder: input.folder.clone(),
     };
-    let rec = svc.add_file(tmp, None, new).await.map_err(job_err)?;
+    let rec = svc.add_output(&ctx, tmp, new).await.map_err(job_err)?;
     if let Some(ms) = input.duration_ms {
         svc.speed.record(Operation::Convert, None, ms, t0.elapsed());
     }
@@ -467,7 +488,7 @@ pub async fn fix_srt(
     job: OnFile<FixSrt>,
     ctx: JobContext,
 ) -> Result<FixSrtOutput, JobError> {
-    let (input, path) = load_input(&svc, &job).await?;
+    let (input, path) = load_input(&svc, &ctx, &job).await?;
     if input.size_bytes as u64 > MAX_SUBTITLE_BYTES {
         return Err(JobError::new(
             "ValidationError",
@@ -538,7 +559,7 @@ pub async fn detect_language(
     job: DetectLanguage,
     ctx: JobContext,
 ) -> Result<DetectLanguageOutput, JobError> {
-    let (_, path) = load_file(&svc, &job.profile_id, job.file_id).await?;
+    let (_, path) = load_file(&svc, &ctx, &job.profile_id, job.file_id).await?;
     let t = transcriber(&svc)?;
     ctx.progress_reporter().report(0.0, "detecting_language");
     let g = t

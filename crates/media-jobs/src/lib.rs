@@ -31,6 +31,7 @@ mod error;
 pub mod handlers;
 mod http_form;
 mod job_spec;
+pub mod retry;
 mod services;
 pub mod spec;
 pub mod speed;

@@ -6,18 +6,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
-use jobs_core::{Job, QueueManager};
+use jobs_core::{Fence, Job, JobContext, QueueManager};
 use mediajobs_persistence::{Database, FileKind, FileOrigin, FileRecord};
 use mediajobs_processor::llm::SubtitleRefiner;
 use mediajobs_processor::media::{Converter, MediaKind, MediaProbe};
 use mediajobs_processor::subtitle::{decode_text, parse_any};
 use mediajobs_processor::transcribe::{TranscribeOptions, Transcriber};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::error::MediaJobError;
 use crate::http_form::{check_batch_ids, parse_params};
 use crate::job_spec::{JobSpec, Params};
+use crate::retry::{DB_RETRY_WINDOW, with_db_retries};
 use crate::spec::Operation;
 use crate::speed::SpeedBook;
 use crate::storage::{MediaStore, TempFile, content_type_for, hash_file};
@@ -548,6 +550,32 @@ impl Services {
         digest: Option<(String, u64)>,
         new: NewFile,
     ) -> Result<FileRecord, MediaJobError> {
+        self.add(tmp, digest, new, None, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Services::add_file`] for a running job's output: the record is inserted only while
+    /// the job still holds its lease (the fence is checked in the insert's transaction), and
+    /// a database outage is waited out ([`crate::retry`]) until the job's token fires.
+    /// A lost lease or a fired token answers `Cancelled`, and nothing is left behind.
+    pub async fn add_output(
+        &self,
+        ctx: &JobContext,
+        tmp: TempFile,
+        new: NewFile,
+    ) -> Result<FileRecord, MediaJobError> {
+        self.add(tmp, None, new, Some(ctx.fence()), ctx.cancellation_token())
+            .await
+    }
+
+    async fn add(
+        &self,
+        tmp: TempFile,
+        digest: Option<(String, u64)>,
+        new: NewFile,
+        fence: Option<&Fence>,
+        token: &CancellationToken,
+    ) -> Result<FileRecord, MediaJobError> {
         let (sha256, size) = match digest {
             Some(d) => d,
             None => hash_file(tmp.path())
@@ -576,7 +604,11 @@ impl Services {
             created_at: Utc::now(),
             source_encoding: new.source_encoding,
         };
-        match self.db.insert_file(&rec).await {
+        let inserted = with_db_retries(token, "store a file record", DB_RETRY_WINDOW, || {
+            self.db.insert_file_fenced(&rec, fence)
+        })
+        .await;
+        match inserted {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.media.remove(&key).await;

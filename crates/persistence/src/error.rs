@@ -27,6 +27,10 @@ pub enum DbError {
     /// reference, duplicate id). The one vocabulary of refusals is the store's.
     #[error(transparent)]
     Store(StoreError),
+    /// A fenced write found that its job no longer runs under that fence (the lease went to
+    /// another node, or the job ended): nothing was written.
+    #[error("job {0} no longer holds its lease; nothing was written")]
+    FenceLost(Uuid),
 }
 
 impl DbError {
@@ -34,7 +38,24 @@ impl DbError {
     pub fn code(&self) -> ErrorCode {
         match self {
             DbError::Store(e) => e.code(),
+            DbError::FenceLost(_) => ErrorCode::Conflict,
             _ => ErrorCode::Database,
+        }
+    }
+
+    /// `true` for an error that says nothing about the request itself and may pass when the
+    /// request is repeated: no connection could be had, the connection dropped mid-query, the
+    /// server is shutting down or starting up (a restart, a failover), a serialization
+    /// conflict. Callers that must not fail on a short outage retry these with backoff.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Connection(_) => true,
+            DbError::Query(e) => diesel_transient(e),
+            // A store call (`JobStore`) carries the database's error inside.
+            DbError::Store(StoreError::Backend(b)) => b
+                .downcast_ref::<DbError>()
+                .is_some_and(DbError::is_transient),
+            _ => false,
         }
     }
 
@@ -77,6 +98,39 @@ impl DbError {
     }
 }
 
+/// Whether a diesel error is one of a connection or a server going away (see
+/// [`DbError::is_transient`]). PostgreSQL reports a restart as `57P01` ("terminating
+/// connection due to administrator command"), `57P03` ("the database system is starting up")
+/// or a closed socket; diesel maps only the last to a kind of its own.
+fn diesel_transient(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::SerializationFailure,
+            _,
+        ) => true,
+        DieselError::DatabaseError(_, info) => {
+            let m = info.message().to_ascii_lowercase();
+            [
+                "terminating connection",
+                "shutting down",
+                "starting up",
+                "in recovery mode",
+                "connection reset",
+                "connection refused",
+                "broken pipe",
+                "connection closed",
+                "server closed the connection",
+                "database is locked",
+            ]
+            .iter()
+            .any(|w| m.contains(w))
+        }
+        _ => false,
+    }
+}
+
 impl From<StoreError> for DbError {
     fn from(e: StoreError) -> Self {
         DbError::Store(e)
@@ -87,6 +141,7 @@ impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Store(s) => s,
+            DbError::FenceLost(_) => StoreError::Conflict(e.to_string()),
             other => StoreError::backend(other),
         }
     }

@@ -7,7 +7,7 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper,
 };
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use jobs_core::JobStatus;
+use jobs_core::{Fence, JobStatus, rules};
 use uuid::Uuid;
 
 use crate::db::{Database, on_conn};
@@ -18,6 +18,21 @@ use crate::models::{
 };
 use crate::schema::{files, jobs, profiles, transcripts};
 use crate::types::{Id, Ts, valid_profile_id};
+
+/// Inside a transaction: `Ok` while `fence` still holds its job, whose row stays locked until
+/// the commit (PostgreSQL `FOR UPDATE`; SQLite transactions are serial), so no reaper or
+/// other node can take the job between the check and the write.
+async fn holds<C: Dialect + Send>(c: &mut C, fence: &Fence) -> Result<(), DbError> {
+    let held = match c.lock_job(fence.job_id).await? {
+        Some(row) => rules::fence_matches(&row.into_job()?, fence),
+        None => false,
+    };
+    if held {
+        Ok(())
+    } else {
+        Err(DbError::FenceLost(fence.job_id))
+    }
+}
 
 /// How many jobs have a type, lane and status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,10 +138,25 @@ impl Database {
 
     /// Stores a file's metadata (creating its profile on first use).
     pub async fn insert_file(&self, f: &FileRecord) -> Result<FileRecord, DbError> {
+        self.insert_file_fenced(f, None).await
+    }
+
+    /// [`Database::insert_file`] for a job's output: with a `fence`, the record is stored only
+    /// if the job still runs under it, checked with the job's row locked in the same
+    /// transaction, so a node that lost the lease (paused past it, say) never adds a second
+    /// output next to the one of the node that took the job over ([`DbError::FenceLost`]).
+    pub async fn insert_file_fenced(
+        &self,
+        f: &FileRecord,
+        fence: Option<&Fence>,
+    ) -> Result<FileRecord, DbError> {
         let now = Ts::micros(self.now());
         let row = FileRow::from_record(f);
         on_conn!(self, c => {
             c.transaction::<_, DbError, _>(async |c| {
+                if let Some(fence) = fence {
+                    holds(c, fence).await?;
+                }
                 c.ensure_profile(&f.profile_id, now).await?;
                 diesel::insert_into(files::table)
                     .values(&row)
@@ -328,10 +358,23 @@ impl Database {
         &self,
         t: &TranscriptRecord,
     ) -> Result<TranscriptRecord, DbError> {
+        self.insert_transcript_fenced(t, None).await
+    }
+
+    /// [`Database::insert_transcript`] for a job's output, stored only while `fence` holds
+    /// (as [`Database::insert_file_fenced`]).
+    pub async fn insert_transcript_fenced(
+        &self,
+        t: &TranscriptRecord,
+        fence: Option<&Fence>,
+    ) -> Result<TranscriptRecord, DbError> {
         let now = Ts::micros(self.now());
         let row = TranscriptRow::from_record(t);
         on_conn!(self, c => {
             c.transaction::<_, DbError, _>(async |c| {
+                if let Some(fence) = fence {
+                    holds(c, fence).await?;
+                }
                 c.ensure_profile(&t.profile_id, now).await?;
                 diesel::insert_into(transcripts::table)
                     .values(&row)

@@ -304,6 +304,104 @@ async fn exercise(db: Database) {
     );
 }
 
+/// A job's outputs are stored only while its fence holds: a node that lost the lease (paused
+/// past it while another node took the job over) adds nothing.
+async fn fenced_outputs(db: Database) {
+    let store: Arc<dyn JobStore> = Arc::new(db.clone());
+    let input = db.insert_file(&file("carol", "in.wav")).await.unwrap();
+    let job = store
+        .insert_job(NewJob::new("transcribe", json!({})).profile("carol"))
+        .await
+        .unwrap();
+    let lease = std::time::Duration::from_secs(30);
+    let claimed = store
+        .claim_next(&job.lane, "node-a", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let fence = claimed.fence().unwrap();
+    let mut out = file("carol", "in.srt");
+    out.source_file_id = Some(input.id);
+    db.insert_file_fenced(&out, Some(&fence)).await.unwrap();
+    let transcript = |job_id| TranscriptRecord {
+        id: Uuid::now_v7(),
+        profile_id: "carol".into(),
+        file_id: Some(input.id),
+        job_id: Some(job_id),
+        language: Some("en".into()),
+        text: "hello".into(),
+        segments: json!([]),
+        created_at: Utc::now(),
+    };
+    db.insert_transcript_fenced(&transcript(job.id), Some(&fence))
+        .await
+        .unwrap();
+    // Another node's fence, an older attempt's, a fence of a job that ended: refused, and
+    // nothing was written.
+    let other = jobs_core::Fence {
+        owner: "node-b".into(),
+        ..fence.clone()
+    };
+    let older = jobs_core::Fence {
+        attempt: fence.attempt - 1,
+        ..fence.clone()
+    };
+    for stale in [&other, &older] {
+        let late = file("carol", "late.srt");
+        assert!(matches!(
+            db.insert_file_fenced(&late, Some(stale)).await,
+            Err(DbError::FenceLost(id)) if id == job.id
+        ));
+        assert!(db.get_file("carol", late.id).await.unwrap().is_none());
+        let t = transcript(job.id);
+        assert!(matches!(
+            db.insert_transcript_fenced(&t, Some(stale)).await,
+            Err(DbError::FenceLost(_))
+        ));
+        assert!(db.get_transcript("carol", t.id).await.unwrap().is_none());
+    }
+    store
+        .complete_job(
+            &fence,
+            jobs_core::Outcome::Succeeded(jobs_core::JobResult::empty()),
+            1,
+        )
+        .await
+        .unwrap();
+    let after = file("carol", "after.srt");
+    assert!(matches!(
+        db.insert_file_fenced(&after, Some(&fence)).await,
+        Err(DbError::FenceLost(_))
+    ));
+    let mut gone = fence.clone();
+    gone.job_id = Uuid::now_v7();
+    assert!(matches!(
+        db.insert_file_fenced(&after, Some(&gone)).await,
+        Err(DbError::FenceLost(_))
+    ));
+    let outputs = db
+        .list_transcripts("carol", Some(input.id), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(DbError::FenceLost(job.id).code().as_str(), "Conflict");
+    assert!(!DbError::FenceLost(job.id).is_transient());
+    assert!(DbError::Connection("refused".into()).is_transient());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_outputs_on_sqlite() {
+    let (db, _dir) = common::sqlite_database().await;
+    fenced_outputs(db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_outputs_on_postgres() {
+    let (db, name) = common::pg_database().await;
+    fenced_outputs(db).await;
+    common::drop_pg_db(&name).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repositories_on_sqlite() {
     let (db, _dir) = common::sqlite_database().await;
