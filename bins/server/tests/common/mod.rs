@@ -50,12 +50,51 @@ impl Server {
         s
     }
 
+    /// Its log: `server.log` in the data dir, or `server-<node id>.log` when the test sets
+    /// `MEDIAJOBS_NODE_ID` (the nodes of a cluster share one data dir).
+    pub fn log_path(&self) -> PathBuf {
+        match self.env.iter().find(|(k, _)| k == "MEDIAJOBS_NODE_ID") {
+            Some((_, node)) => self.data.join(format!("server-{node}.log")),
+            None => self.data.join("server.log"),
+        }
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("the server runs");
+        let st = std::process::Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -{sig} {pid}");
+    }
+
+    /// The CPU time the process used so far (`/proc/PID/stat` utime + stime, 100 Hz ticks).
+    pub fn cpu_time(&self) -> Duration {
+        let pid = self.pid().expect("the server runs");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ticks: u64 = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|x| x.parse::<u64>().unwrap())
+            .sum();
+        Duration::from_millis(ticks * 10)
+    }
+
     async fn spawn(&mut self) {
         let model = whisper_model().await;
+        let log_path = self.log_path();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data.join("server.log"))
+            .open(&log_path)
             .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mediajobs"));
         cmd.arg("serve")
@@ -86,19 +125,9 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "server did not start; see {}",
-                    self.data.join("server.log").display()
-                )
-            })
+            .unwrap_or_else(|_| panic!("server did not start; see {}", log_path.display()))
             .unwrap()
-            .unwrap_or_else(|| {
-                panic!(
-                    "server exited; see {}",
-                    self.data.join("server.log").display()
-                )
-            });
+            .unwrap_or_else(|| panic!("server exited; see {}", log_path.display()));
         self.base = line
             .trim()
             .strip_prefix("listening on ")
@@ -371,7 +400,12 @@ pub fn pg_admin_url() -> String {
 }
 
 pub async fn create_pg_db() -> (String, String) {
-    let admin = pg_admin_url();
+    create_pg_db_on(&pg_admin_url()).await
+}
+
+/// A fresh database on the PostgreSQL server of `admin` (an URL of its `postgres` database).
+pub async fn create_pg_db_on(admin: &str) -> (String, String) {
+    let admin = admin.to_owned();
     let name = format!("mj_e2e_{}", uuid::Uuid::new_v4().simple());
     let mut c = AsyncPgConnection::establish(&admin)
         .await
@@ -387,7 +421,11 @@ pub async fn create_pg_db() -> (String, String) {
 }
 
 pub async fn drop_pg_db(name: &str) {
-    if let Ok(mut c) = AsyncPgConnection::establish(&pg_admin_url()).await {
+    drop_pg_db_on(&pg_admin_url(), name).await;
+}
+
+pub async fn drop_pg_db_on(admin: &str, name: &str) {
+    if let Ok(mut c) = AsyncPgConnection::establish(admin).await {
         let _ = c
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await;
