@@ -41,6 +41,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   GGML_VK_VISIBLE_DEVICES=0 cargo test -p mediajobs-processor --features vulkan --test gpu --locked
 fi
+echo "== chaos: 3 nodes, kills, pauses, restarts of nodes and PostgreSQL (short run; docs/benchmarks.md has the 10-minute one)"
+scripts/chaos.sh --minutes 1.5 --chaos-every-secs 12 --max-jobs 60
 echo "== schemathesis (the live server against its OpenAPI document)"; scripts/schemathesis.sh
 echo "== container and service files"; scripts/container-check.sh
 echo "== all tests passed"
