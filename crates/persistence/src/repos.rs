@@ -19,12 +19,16 @@ use crate::models::{
 use crate::schema::{files, jobs, profiles, transcripts};
 use crate::types::{Id, Ts, valid_profile_id};
 
-/// Inside a transaction: `Ok` while `fence` still holds its job, whose row stays locked until
-/// the commit (PostgreSQL `FOR UPDATE`; SQLite transactions are serial), so no reaper or
-/// other node can take the job between the check and the write.
+/// Inside a transaction: `Ok` while `fence` still holds its job and no cancel was asked for
+/// (a cancelled job leaves no output), the job's row locked until the commit (PostgreSQL
+/// `FOR UPDATE`; SQLite transactions are serial), so no reaper, other node or cancel can come
+/// between the check and the write.
 async fn holds<C: Dialect + Send>(c: &mut C, fence: &Fence) -> Result<(), DbError> {
     let held = match c.lock_job(fence.job_id).await? {
-        Some(row) => rules::fence_matches(&row.into_job()?, fence),
+        Some(row) => {
+            let job = row.into_job()?;
+            rules::fence_matches(&job, fence) && !job.cancel_requested
+        }
         None => false,
     };
     if held {
@@ -142,9 +146,10 @@ impl Database {
     }
 
     /// [`Database::insert_file`] for a job's output: with a `fence`, the record is stored only
-    /// if the job still runs under it, checked with the job's row locked in the same
-    /// transaction, so a node that lost the lease (paused past it, say) never adds a second
-    /// output next to the one of the node that took the job over ([`DbError::FenceLost`]).
+    /// if the job still runs under it and no cancel was asked for, checked with the job's row
+    /// locked in the same transaction, so a node that lost the lease (paused past it, say)
+    /// never adds a second output next to the one of the node that took the job over, and a
+    /// cancelled job leaves none ([`DbError::FenceLost`]).
     pub async fn insert_file_fenced(
         &self,
         f: &FileRecord,

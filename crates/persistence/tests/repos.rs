@@ -360,6 +360,14 @@ async fn fenced_outputs(db: Database) {
         ));
         assert!(db.get_transcript("carol", t.id).await.unwrap().is_none());
     }
+    // A cancel asked for while it runs: its output is refused too.
+    store.request_cancel(job.id).await.unwrap();
+    let cancelled = file("carol", "cancelled.srt");
+    assert!(matches!(
+        db.insert_file_fenced(&cancelled, Some(&fence)).await,
+        Err(DbError::FenceLost(_))
+    ));
+    assert!(db.get_file("carol", cancelled.id).await.unwrap().is_none());
     store
         .complete_job(
             &fence,
