@@ -42,6 +42,26 @@ assert s["mediajobs-pg"]["depends_on"]["postgres"]["condition"] == "service_heal
 for v in c["volumes"]:
     assert any(x.startswith(v + ":") for svc in s.values() for x in svc.get("volumes", [])), v
 print("compose.yaml: consistent with the Dockerfile (port", port, "volume", vol + ")")
+
+# The cluster example: every node on the one database and the one media volume, its own
+# node id and host port, all on the Dockerfile's port and volume.
+k = yaml.safe_load(open("packaging/compose.cluster.yaml"))
+nodes = {n: v for n, v in k["services"].items() if n.startswith("node-")}
+assert len(nodes) == 3, nodes.keys()
+kpg = k["services"]["postgres"]["environment"]
+kwant = f"postgres://{kpg['POSTGRES_USER']}:{kpg['POSTGRES_PASSWORD']}@postgres:5432/{kpg['POSTGRES_DB']}"
+ids, hosts = set(), set()
+for n, v in nodes.items():
+    env = v["environment"]
+    assert env["MEDIAJOBS_DATABASE_URL"] == kwant, n
+    ids.add(env["MEDIAJOBS_NODE_ID"])
+    assert v["volumes"] == ["data:" + vol], (n, v["volumes"])
+    host, inner = v["ports"][0].split(":")
+    assert inner == port, (n, v["ports"])
+    hosts.add(host)
+    assert v["depends_on"]["postgres"]["condition"] == "service_healthy", n
+assert len(ids) == 3 and len(hosts) == 3, (ids, hosts)
+print("packaging/compose.cluster.yaml: three nodes, one database, one media volume")
 PY
 
 out="$(mktemp -d)"
