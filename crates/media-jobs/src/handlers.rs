@@ -20,7 +20,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::MediaJobError;
-use crate::retry::{DB_RETRY_WINDOW, Retried, with_db_retries};
+use crate::retry::{DB_RETRY_WINDOW, with_db_retries};
 use crate::services::{NewFile, Services};
 use crate::spec::{
     Convert, ConvertOutput, DetectLanguage, DetectLanguageOutput, FixSrt, FixSrtOutput,
@@ -110,19 +110,15 @@ async fn load_input<P: crate::spec::OperationParams>(
 
 /// A database call of a running job, waited through an outage ([`crate::retry`]): a fired
 /// token or a lost lease is `Cancelled` (the lease rules decide the job's outcome), any other
-/// error the job's.
+/// error the job's (the mapping `Services::add_output` uses too).
 async fn db<T, F, Fut>(ctx: &JobContext, what: &str, op: F) -> Result<T, JobError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DbError>>,
 {
-    match with_db_retries(ctx.cancellation_token(), what, DB_RETRY_WINDOW, op).await {
-        Ok(v) => Ok(v),
-        Err(Retried::Cancelled | Retried::Failed(DbError::FenceLost(_))) => {
-            Err(JobError::cancelled())
-        }
-        Err(Retried::Failed(e)) => Err(JobError::internal(e)),
-    }
+    with_db_retries(ctx.cancellation_token(), what, DB_RETRY_WINDOW, op)
+        .await
+        .map_err(|e| job_err(MediaJobError::from(e)))
 }
 
 /// A job's input file: its record and its path; `NotFound` once deleted.
